@@ -12,8 +12,8 @@ import (
 
 // Limits on what people type, so nothing oversized reaches Redis or chat markup.
 const (
-	MaxReasonLen = 1000
-	MaxTicketLen = 64
+	MaxReasonLen  = 1000
+	MaxTicketLen  = 64
 	MaxStartAhead = 30 * 24 * time.Hour
 )
 

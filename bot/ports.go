@@ -58,8 +58,8 @@ type Tx struct {
 	Schedule   []Job    // add or move jobs (by id) in the due set
 	Unschedule []string // job ids to drop from the due set (and their leases)
 	Ack        []string // claimed job ids that are done
-	OpenLock   []Lock // open keys to take (*DuplicateError if held by another request)
-	OpenUnlock []Lock // open keys to release (only if still held by that request)
+	OpenLock   []Lock   // open keys to take (*DuplicateError if held by another request)
+	OpenUnlock []Lock   // open keys to release (only if still held by that request)
 	Audit      []AuditRecord
 	Limits     *Limits // checked before anything is written (new requests only)
 }
@@ -135,9 +135,9 @@ type Notifier interface {
 
 // Event types, one per transition people hear about.
 const (
-	EvSubmitted      = "submitted"       // pending approval: ask the approvers, tell the requester
-	EvApprovalAdded  = "approval_added"  // one vote of a quorum
-	EvApproved       = "approved"        // approved; activation scheduled
+	EvSubmitted      = "submitted"      // pending approval: ask the approvers, tell the requester
+	EvApprovalAdded  = "approval_added" // one vote of a quorum
+	EvApproved       = "approved"       // approved; activation scheduled
 	EvDenied         = "denied"
 	EvCanceled       = "canceled"
 	EvTimedOut       = "timed_out"

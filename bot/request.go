@@ -36,7 +36,7 @@ const (
 	StateDenied    State = "denied"
 	StateCanceled  State = "canceled"
 	StateTimedOut  State = "timed_out"
-	StateFailed    State = "failed" // the directory refused the grant for good
+	StateFailed    State = "failed"  // the directory refused the grant for good
 	StateApplied   State = "applied" // an extension whose time was added to its parent
 )
 
