@@ -99,6 +99,8 @@ type Store interface {
 	CountRecent(ctx context.Context, userID string, since time.Time) (int, error)
 	// AuditSince reads the audit trail from since, oldest first.
 	AuditSince(ctx context.Context, since time.Time, limit int) ([]AuditRecord, error)
+	// OpenRequests maps every open key (requester|group id|access) to its open request id.
+	OpenRequests(ctx context.Context) (map[string]string, error)
 	Ping(ctx context.Context) error
 }
 

@@ -303,6 +303,11 @@ func (s *Redis) AuditSince(ctx context.Context, since time.Time, limit int) ([]b
 	}
 }
 
+// OpenRequests maps open keys (requester|group id|access) to the open request's id.
+func (s *Redis) OpenRequests(ctx context.Context) (map[string]string, error) {
+	return s.rdb.HGetAll(ctx, s.p+"open").Result()
+}
+
 // KV: small values that surfaces keep across restarts.
 
 func (s *Redis) kvKey(key string) string { return s.p + "kv:" + strings.ReplaceAll(key, "\n", "") }

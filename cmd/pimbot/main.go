@@ -32,6 +32,7 @@ const usage = `usage: pimbot [serve | shell | check | audit | help]
   shell         play every role in a terminal (as <user>, /activate, approve, ...)
   check         validate the policy file and prove the setup; non-zero exit on any problem
   audit         export the audit trail: pimbot audit [--since 24h] [--format jsonl|csv]
+  teams-package build the Teams app zip from teams/manifest.json (MICROSOFT_APP_ID fills the ids)
 
 Configuration is read from the environment; see README.md.
 `
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return check(ctx, getenv, stdout, stderr)
 	case "audit":
 		err = audit(ctx, args, getenv, stdout, stderr)
+	case "teams-package":
+		err = teamsPackage(args, getenv, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
