@@ -110,6 +110,8 @@ type KV interface {
 	GetValue(ctx context.Context, key string) (string, bool, error)
 	SetValue(ctx context.Context, key, value string, ttl time.Duration) error
 	DeleteValue(ctx context.Context, key string) error
+	// PutIfAbsent sets key only if it does not exist (dedupe of retried or replayed deliveries).
+	PutIfAbsent(ctx context.Context, key, value string, ttl time.Duration) (bool, error)
 }
 
 // Directory is the identity directory (Entra ID through Microsoft Graph, or the local one).

@@ -327,3 +327,7 @@ func (s *Redis) SetValue(ctx context.Context, key, value string, ttl time.Durati
 func (s *Redis) DeleteValue(ctx context.Context, key string) error {
 	return s.rdb.Del(ctx, s.kvKey(key)).Err()
 }
+
+func (s *Redis) PutIfAbsent(ctx context.Context, key, value string, ttl time.Duration) (bool, error) {
+	return s.rdb.SetNX(ctx, s.kvKey(key), value, ttl).Result()
+}
