@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -347,7 +348,9 @@ func ParsePolicy(name string, data []byte) (*Policy, error) {
 	p := &parser{file: name}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
+	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+		return nil, &PolicyError{File: name, Msg: "the file is empty; it needs at least a groups: list"}
+	} else if err != nil {
 		return nil, &PolicyError{File: name, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
 	if len(doc.Content) == 0 {
@@ -441,6 +444,13 @@ func (p *parser) settings(n *yaml.Node, s *Settings) error {
 
 func (p *parser) group(n *yaml.Node, i int, def Group) (*Group, error) {
 	path := fmt.Sprintf("groups[%d]", i)
+	if n.Kind == yaml.MappingNode { // name the group in every message about it
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if n.Content[j].Value == "name" && n.Content[j+1].Kind == yaml.ScalarNode && n.Content[j+1].Value != "" {
+				path = fmt.Sprintf("groups[%d] (%s)", i, n.Content[j+1].Value)
+			}
+		}
+	}
 	keys := append([]string{"name", "id", "description"}, groupKeys...)
 	f, err := p.fields(n, path, keys...)
 	if err != nil {
@@ -452,7 +462,7 @@ func (p *parser) group(n *yaml.Node, i int, def Group) (*Group, error) {
 	for _, k := range []string{"name", "id"} {
 		v, ok := f[k]
 		if !ok {
-			return nil, p.errf(n, join(path, k), "missing; every group needs a name and an id (its Entra object id)")
+			return nil, p.errf(n, join(fmt.Sprintf("groups[%d]", i), k), "missing; every group needs a name and an id (its Entra object id)")
 		}
 		s, err := p.str(v, join(path, k))
 		if err != nil {

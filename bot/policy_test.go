@@ -1,0 +1,104 @@
+package bot_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pimbot/pimbot"
+	"github.com/pimbot/pimbot/bot"
+)
+
+func TestPolicy_ExampleLoadsWithDefaultsInherited(t *testing.T) {
+	p, err := bot.ParsePolicy("pimbot.example.yaml", pimbot.ExamplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, ok := p.Group("prod-db-admins")
+	if !ok {
+		t.Fatal("prod-db-admins missing")
+	}
+	if prod.MaxDuration != 4*time.Hour || prod.MinDuration != 5*time.Minute || prod.PendingTimeout != 24*time.Hour {
+		t.Fatalf("prod durations: min %s max %s timeout %s", prod.MinDuration, prod.MaxDuration, prod.PendingTimeout)
+	}
+	if !prod.RequireApproval || !prod.RequireJustification || len(prod.Approvers) != 2 || prod.ApprovalChannel["slack"] != "C0APPROVALS" {
+		t.Fatalf("prod policy: %+v", prod)
+	}
+	sb, _ := p.Group("SANDBOX-ADMINS") // case-insensitive
+	if sb == nil || sb.RequireApproval || sb.MinDuration != time.Minute || sb.RequireJustification {
+		t.Fatalf("sandbox policy: %+v", sb)
+	}
+	if byID, _ := p.Group(prod.ID); byID != prod {
+		t.Fatal("lookup by object id failed")
+	}
+	// The file in the repository is the one embedded.
+	onDisk, err := os.ReadFile("../pimbot.example.yaml")
+	if err != nil || string(onDisk) != string(pimbot.ExamplePolicy) {
+		t.Fatal("embedded example differs from pimbot.example.yaml")
+	}
+}
+
+func TestPolicy_BadFilesNameFileLineAndField(t *testing.T) {
+	base := "groups:\n  - name: g\n    id: g1\n    eligible: [a@example.com]\n    approvers: [b@example.com]\n"
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"unknown top-level key", "grops: []\n", "bad.yaml:1: grops: unknown key; allowed here: settings, defaults, groups, directory"},
+		{"unknown group key", base + "    max_duraton: 1h\n", "bad.yaml:6: groups[0] (g).max_duraton: unknown key"},
+		{"unknown defaults key", "defaults: {colour: red}\n" + base, "bad.yaml:1: defaults.colour: unknown key"},
+		{"bad duration", base + "    max_duration: 4x\n", `bad.yaml:6: groups[0] (g).max_duration: "4x" is not a duration`},
+		{"min over max", base + "    min_duration: 9h\n", "groups[0] (g).min_duration: 9h is longer than max_duration 8h"},
+		{"default outside bounds", base + "    default_duration: 10h\n    max_duration: 9h\n", "default_duration: 10h is outside"},
+		{"approval without approvers", "groups:\n  - name: g\n    id: g1\n    eligible: [a@example.com]\n", "bad.yaml:2: groups[0] (g).approvers: require_approval is true but no approvers are listed"},
+		{"quorum larger than approvers", base + "    approvals_required: 3\n", "approvals_required: 3 approvals required but only 1 approvers listed"},
+		{"access kind", base + "    access: [admin]\n", `access: "admin" is not an access kind; use member, owner or both`},
+		{"bool", base + "    require_ticket: sometimes\n", `require_ticket: "sometimes" is not true or false`},
+		{"missing id", "groups:\n  - name: g\n    eligible: [a]\n    require_approval: false\n", "bad.yaml:2: groups[0].id: missing"},
+		{"duplicate name", base + "  - name: g\n    id: g2\n    eligible: [a]\n    require_approval: false\n", `group "g" is named twice`},
+		{"nobody eligible", "groups:\n  - name: g\n    id: g1\n    require_approval: false\n", "eligible: nobody is eligible"},
+		{"name with spaces", "groups:\n  - name: my group\n    id: g1\n    eligible: [a]\n    require_approval: false\n", "a group name is one word"},
+		{"standing access", base + "    standing_access: shout\n", `standing_access: "shout" is not allowed; use ignore, report or remove`},
+		{"not yaml", "groups: [\n", "bad.yaml: not valid YAML"},
+		{"empty", "", "the file is empty"},
+		{"no groups", "settings: {retention: 48h}\n", "groups: at least one group is needed"},
+		{"directory user key", base + "directory:\n  users:\n    - {mail: x@example.com}\n", "directory.users[0].mail: unknown key"},
+		{"retention too short", "settings: {retention: 5m}\n" + base, "settings.retention: must be at least 1h"},
+		{"bad timezone", "settings: {timezone: Mars/Olympus}\n" + base, `unknown time zone "Mars/Olympus"`},
+		{"channel surface", base + "    approval_channel: {irc: '#ops'}\n", "approval_channel.irc: unknown key; allowed here: slack, teams, shell"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := bot.ParsePolicy("bad.yaml", []byte(c.yaml))
+			if err == nil {
+				t.Fatalf("accepted; want error containing %q", c.want)
+			}
+			if !strings.Contains(err.Error(), c.want) || !bot.IsPolicyError(err) {
+				t.Fatalf("error %q\nwant it to contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestPolicy_DefaultsApplyToEveryGroupAndGroupsOverride(t *testing.T) {
+	p, err := bot.ParsePolicy("p.yaml", []byte(`
+defaults: {max_duration: 2h, require_ticket: true, approvers: [boss@example.com], approval_channel: {slack: C1}}
+groups:
+  - {name: a, id: "1", eligible: [x]}
+  - {name: b, id: "2", eligible: [x], max_duration: 30m, default_duration: 15m, require_ticket: false, approval_channel: {teams: T1}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := p.Group("a")
+	b, _ := p.Group("b")
+	if a.MaxDuration != 2*time.Hour || !a.RequireTicket || a.Approvers[0] != "boss@example.com" || a.ApprovalChannel["slack"] != "C1" {
+		t.Fatalf("a did not inherit: %+v", a)
+	}
+	if b.MaxDuration != 30*time.Minute || b.RequireTicket || b.ApprovalChannel["slack"] != "C1" || b.ApprovalChannel["teams"] != "T1" {
+		t.Fatalf("b did not override: %+v", b)
+	}
+	if a.ApprovalChannel["teams"] != "" {
+		t.Fatal("b's channel leaked into a")
+	}
+}

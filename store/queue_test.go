@@ -1,0 +1,175 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/store/storetest"
+)
+
+func job(id string, due time.Time) bot.Job {
+	return bot.Job{ID: "remind:" + id, Kind: bot.JobRemind, RequestID: id, Due: due}
+}
+
+func TestQueue_ClaimLeaseAckAndRedelivery(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	t0 := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	if err := s.Commit(ctx, &bot.Tx{Schedule: []bot.Job{job("A2345678", t0), job("B2345678", t0.Add(time.Minute))}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Claim(ctx, t0, 10, 30*time.Second)
+	if err != nil || len(got) != 1 || got[0].Job.RequestID != "A2345678" {
+		t.Fatalf("claim at t0: %v %v", got, err)
+	}
+	// A second worker at the same moment gets nothing: the job is leased.
+	if again, _ := s.Claim(ctx, t0.Add(time.Second), 10, 30*time.Second); len(again) != 0 {
+		t.Fatalf("leased job claimed twice: %v", again)
+	}
+	// The first worker dies; after the lease the job is re-delivered, marked as taken over.
+	re, _ := s.Claim(ctx, t0.Add(31*time.Second), 10, 30*time.Second)
+	if len(re) != 1 || re[0].Job.ID != "remind:A2345678" || !re[0].TakenOver {
+		t.Fatalf("re-delivery: %+v", re)
+	}
+	if err := s.Commit(ctx, &bot.Tx{Ack: []string{"remind:A2345678"}}); err != nil {
+		t.Fatal(err)
+	}
+	if later, _ := s.Claim(ctx, t0.Add(5*time.Minute), 10, 30*time.Second); len(later) != 1 || later[0].Job.RequestID != "B2345678" {
+		t.Fatalf("after ack only B remains: %+v", later)
+	}
+	if next, _ := s.NextDue(ctx); next.IsZero() {
+		t.Fatal("B's lease must still be pending")
+	}
+}
+
+func TestQueue_RetryMovesTheJobLaterWithAttempt(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	t0 := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	s.Commit(ctx, &bot.Tx{Schedule: []bot.Job{job("A2345678", t0)}})
+	c, _ := s.Claim(ctx, t0, 10, time.Minute)
+	if err := s.Retry(ctx, c[0].Job, t0.Add(4*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.Claim(ctx, t0.Add(3*time.Second), 10, time.Minute); len(c) != 0 {
+		t.Fatal("retried job ran early")
+	}
+	c, _ = s.Claim(ctx, t0.Add(4*time.Second), 10, time.Minute)
+	if len(c) != 1 || c[0].Job.Attempt != 1 {
+		t.Fatalf("retry: %+v", c)
+	}
+	if err := s.Release(ctx, []string{c[0].Job.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.Claim(ctx, time.Now().Add(time.Second), 10, time.Minute); len(c) != 1 {
+		t.Fatalf("released job not claimable: %+v", c)
+	}
+}
+
+// Many workers claim at once: every job goes to exactly one of them.
+func TestQueue_ConcurrentWorkersNeverShareAJob(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	t0 := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	const n = 500
+	var jobs []bot.Job
+	for i := 0; i < n; i++ {
+		jobs = append(jobs, job(fmt.Sprintf("J%07d", i), t0))
+	}
+	if err := s.Commit(ctx, &bot.Tx{Schedule: jobs}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := s.Claim(ctx, t0, 37, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(c) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, x := range c {
+					seen[x.Job.ID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("%d distinct jobs claimed, want %d", len(seen), n)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Fatalf("%s claimed %d times", id, k)
+		}
+	}
+}
+
+func TestCommit_VersionCheckIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	r := &bot.Request{ID: "V2345678", Kind: bot.KindActivate, State: bot.StatePending, Requester: bot.User{ID: "u1"}, GroupID: "g", Access: bot.Member, CreatedAt: time.Now()}
+	if err := s.Commit(ctx, &bot.Tx{Puts: []bot.Put{{Request: r}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, &bot.Tx{Puts: []bot.Put{{Request: r}}}); !errors.Is(err, bot.ErrConflict) {
+		t.Fatalf("create twice: %v", err)
+	}
+	// A stale write also carrying a job and an audit record writes none of them.
+	stale := r.Clone()
+	stale.State = bot.StateDenied
+	err := s.Commit(ctx, &bot.Tx{Puts: []bot.Put{{Request: stale, Expect: 7}}, Schedule: []bot.Job{job("V2345678", time.Now())},
+		Audit: []bot.AuditRecord{{At: time.Now(), Type: "x"}}})
+	if !errors.Is(err, bot.ErrConflict) {
+		t.Fatalf("stale write: %v", err)
+	}
+	got, _ := s.Get(ctx, "V2345678")
+	if got.State != bot.StatePending || got.Version != 1 {
+		t.Fatalf("stale write applied: %+v", got)
+	}
+	if next, _ := s.NextDue(ctx); !next.IsZero() {
+		t.Fatal("stale write scheduled a job")
+	}
+	if recs, _ := s.AuditSince(ctx, time.Time{}, 0); len(recs) != 0 {
+		t.Fatal("stale write appended audit")
+	}
+	if _, err := s.Get(ctx, "NOTTHERE"); !errors.Is(err, bot.ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+}
+
+func TestKV(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	if _, ok, _ := s.GetValue(ctx, "k"); ok {
+		t.Fatal("empty store has a value")
+	}
+	s.SetValue(ctx, "k", "v", time.Minute)
+	if v, ok, err := s.GetValue(ctx, "k"); !ok || v != "v" || err != nil {
+		t.Fatalf("%q %v %v", v, ok, err)
+	}
+	if ok, _ := s.PutIfAbsent(ctx, "k", "w", time.Minute); ok {
+		t.Fatal("PutIfAbsent overwrote")
+	}
+	if ok, _ := s.PutIfAbsent(ctx, "k2", "w", time.Minute); !ok {
+		t.Fatal("PutIfAbsent refused a new key")
+	}
+	s.DeleteValue(ctx, "k")
+	if _, ok, _ := s.GetValue(ctx, "k"); ok {
+		t.Fatal("delete failed")
+	}
+}
