@@ -19,6 +19,7 @@ import (
 var (
 	once     sync.Once
 	shared   redis.UniversalClient
+	opts     *redis.Options
 	embedded bool
 	initErr  error
 )
@@ -33,6 +34,7 @@ func connect() {
 	c, err := store.Connect(ctx, url, nil)
 	if err == nil {
 		shared = c.Client
+		opts, _ = redis.ParseURL(url)
 		return
 	}
 	if os.Getenv("PIMBOT_TEST_REDIS") == "required" {
@@ -46,6 +48,16 @@ func connect() {
 	}
 	os.Stderr.WriteString("storetest: no Redis at " + store.Redact(url) + " (" + err.Error() + "); using the embedded in-process Redis\n")
 	shared, embedded = e.Client, true
+	opts = e.Client.(*redis.Client).Options()
+}
+
+// Dedicated opens a new client to the test Redis (for hooks that must not see other tests).
+func Dedicated(t testing.TB) *redis.Client {
+	t.Helper()
+	Client(t)
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // Client returns the shared test Redis client.
