@@ -573,7 +573,10 @@ func (e *Engine) Deactivate(ctx context.Context, a Actor, id string) (*Request, 
 			r.EndedBy = &Decision{By: a.User, At: now, Surface: a.Surface}
 			tx := &Tx{Puts: []Put{{Request: r, Expect: cur.Version}},
 				Schedule:   []Job{{ID: JobID(JobEnd, r.ID), Kind: JobEnd, RequestID: r.ID, Due: now}},
-				Unschedule: []string{JobID(JobRemind, r.ID)}}
+				Unschedule: []string{JobID(JobRemind, r.ID)},
+				// Audited now; people hear of it when the removal is done (the ended event).
+				Audit: []AuditRecord{{At: now, Type: "deactivate", RequestID: r.ID, Group: r.Group, Access: r.Access,
+					Subject: r.Requester.Handle(), Actor: a.User.Handle(), Surface: a.Surface, Detail: r.EndReason}}}
 			return tx, nil
 		case StateScheduled, StatePending:
 			r.State, r.EndedAt, r.EndReason = StateCanceled, now, "canceled by "+a.User.Handle()
