@@ -32,6 +32,7 @@ type Config struct {
 	Notifiers []Notifier
 	Logger    *slog.Logger
 	Hooks     Hooks
+	MFA       MFAVerifier // step-up verification with Entra; nil: groups with require_mfa refuse requests
 }
 
 // Hooks let the operator's metrics observe the engine without the engine knowing Prometheus.
@@ -52,12 +53,13 @@ type Engine struct {
 	names     []string
 	log       *slog.Logger
 	hooks     Hooks
+	mfa       MFAVerifier
 	kick      chan struct{}
 }
 
 // New builds an Engine.
 func New(c Config) *Engine {
-	e := &Engine{pol: c.Policy, store: c.Store, dir: c.Directory, clock: c.Clock, log: c.Logger, hooks: c.Hooks,
+	e := &Engine{pol: c.Policy, store: c.Store, dir: c.Directory, clock: c.Clock, log: c.Logger, hooks: c.Hooks, mfa: c.MFA,
 		notifiers: map[string]Notifier{}, kick: make(chan struct{}, 1)}
 	if e.clock == nil {
 		e.clock = SystemClock{}
@@ -234,6 +236,9 @@ func (e *Engine) Submit(ctx context.Context, a Actor, in SubmitInput) (r *Reques
 	if !eligible {
 		return nil, fieldErr(FieldGroup, "you are not eligible for %s; ask its owners to add you to its policy", g.Name)
 	}
+	if g.RequireMFA && e.mfa == nil {
+		return nil, fieldErr(FieldGroup, "%s requires MFA verification with Microsoft, which this bot is not set up for; ask your administrators", g.Name)
+	}
 	now := e.clock.Now()
 	if err := e.validate(g, &in, now); err != nil {
 		return nil, err
@@ -244,21 +249,51 @@ func (e *Engine) Submit(ctx context.Context, a Actor, in SubmitInput) (r *Reques
 		Duration: in.Duration, Start: in.Start, CreatedAt: now, ApprovalsRequired: g.ApprovalsRequired,
 	}
 	tx := &Tx{Puts: []Put{{Request: r}}, OpenLock: []Lock{lockOf(r)}, Limits: e.limits(a.User.ID, now)}
-	if g.RequireApproval {
-		r.State = StatePending
-		tx.Schedule = append(tx.Schedule, Job{ID: JobID(JobTimeout, r.ID), Kind: JobTimeout, RequestID: r.ID, Due: now.Add(g.PendingTimeout)})
-		e.emit(tx, Event{Type: EvSubmitted, Request: r, Actor: &a.User, At: now}, a)
-	} else {
-		r.State = StateScheduled
-		r.DecidedAt = now
-		tx.Schedule = append(tx.Schedule, activateJob(r))
-		e.emit(tx, Event{Type: EvSubmitted, Request: r, Actor: &a.User, At: now, Detail: "no approval needed"}, a)
+	if g.RequireMFA {
+		e.awaitMFA(tx, r, g, a, now)
+	} else if _, err := e.route(ctx, tx, r, g, a, now); err != nil {
+		return nil, err
 	}
 	if err := e.store.Commit(ctx, tx); err != nil {
 		return nil, e.mapCommitErr("submit", err)
 	}
 	e.Kick()
 	return r, nil
+}
+
+// route sends a new (or just verified) request on: to the approvers, or straight to
+// scheduling when the group needs no approval (an extension is then applied at once).
+func (e *Engine) route(ctx context.Context, tx *Tx, r *Request, g *Group, a Actor, now time.Time) (*Tx, error) {
+	var parent *Request
+	if r.Kind == KindExtend {
+		p, err := e.load(ctx, r.ParentID)
+		if err != nil {
+			return nil, err
+		}
+		parent = p
+	}
+	if g.RequireApproval {
+		r.State = StatePending
+		timeout := g.PendingTimeout
+		if parent != nil {
+			timeout = minDur(timeout, parent.EndsAt.Sub(now))
+		}
+		tx.Schedule = append(tx.Schedule, Job{ID: JobID(JobTimeout, r.ID), Kind: JobTimeout, RequestID: r.ID, Due: now.Add(timeout)})
+		e.emit(tx, Event{Type: EvSubmitted, Request: r, Parent: parent, Actor: &r.Requester, At: now}, a)
+		return tx, nil
+	}
+	r.DecidedAt = now
+	if r.Kind == KindExtend {
+		e.emit(tx, Event{Type: EvSubmitted, Request: r, Parent: parent, Actor: &r.Requester, At: now, Detail: "no approval needed"}, a)
+		return e.applyExtension(ctx, tx, r, a, now)
+	}
+	r.State = StateScheduled
+	if r.Start.Before(now) {
+		r.Start = now
+	}
+	tx.Schedule = append(tx.Schedule, activateJob(r))
+	e.emit(tx, Event{Type: EvSubmitted, Request: r, Actor: &r.Requester, At: now, Detail: "no approval needed"}, a)
+	return tx, nil
 }
 
 func (e *Engine) observeSubmit(surface string, err error) {
@@ -517,7 +552,7 @@ func (e *Engine) Cancel(ctx context.Context, a Actor, id string) (*Request, erro
 		if cur.Requester.ID != a.User.ID {
 			return nil, &PermissionError{Action: "cancel", Reason: "only the requester (" + cur.Requester.Handle() + ") may cancel it"}
 		}
-		if cur.State != StatePending && cur.State != StateScheduled {
+		if cur.State != StatePending && cur.State != StateScheduled && cur.State != StateVerifying {
 			if cur.State == StateActive {
 				return nil, &PermissionError{Action: "cancel", Reason: "it is already active; deactivate it instead (deactivate " + cur.ID + ")"}
 			}
@@ -645,19 +680,9 @@ func (e *Engine) Extend(ctx context.Context, a Actor, id string, d time.Duration
 		CreatedAt: now, ApprovalsRequired: g.ApprovalsRequired,
 	}
 	tx := &Tx{Puts: []Put{{Request: r}}, OpenLock: []Lock{lockOf(r)}, Limits: e.limits(a.User.ID, now)}
-	if g.RequireApproval {
-		r.State = StatePending
-		tx.Schedule = []Job{{ID: JobID(JobTimeout, r.ID), Kind: JobTimeout, RequestID: r.ID, Due: now.Add(minDur(g.PendingTimeout, parent.EndsAt.Sub(now)))}}
-		e.emit(tx, Event{Type: EvSubmitted, Request: r, Parent: parent, Actor: &a.User, At: now}, a)
-		if err := e.store.Commit(ctx, tx); err != nil {
-			return nil, e.mapCommitErr("extend", err)
-		}
-		e.Kick()
-		return r, nil
-	}
-	r.DecidedAt = now
-	e.emit(tx, Event{Type: EvSubmitted, Request: r, Parent: parent, Actor: &a.User, At: now, Detail: "no approval needed"}, a)
-	if _, err := e.applyExtension(ctx, tx, r, a, now); err != nil {
+	if g.RequireMFA {
+		e.awaitMFA(tx, r, g, a, now)
+	} else if _, err := e.route(ctx, tx, r, g, a, now); err != nil {
 		return nil, err
 	}
 	if err := e.store.Commit(ctx, tx); err != nil {

@@ -27,6 +27,7 @@ type Group struct {
 	RequireJustification bool
 	RequireTicket        bool
 	RequireMFA           bool
+	MFAFlow              string // auth_code (a browser sign-in) or device_code (no public callback URL)
 	MinDuration          time.Duration
 	DefaultDuration      time.Duration
 	MaxDuration          time.Duration
@@ -54,6 +55,8 @@ type Settings struct {
 	RequestsPerMinute int           // per user; 0 = unlimited
 	MaxPending        int           // open (pending or scheduled) requests per user; 0 = unlimited
 	Timezone          *time.Location
+	MFATimeout        time.Duration // how long a requester has to complete step-up MFA
+	IdentityBinding   string        // email (chat profile e-mail) or entra_signin (a one-time sign-in)
 }
 
 // SeedUser and SeedGroup fill the local directory (used without Graph credentials).
@@ -234,7 +237,7 @@ func (p *parser) list(n *yaml.Node, field string) ([]string, error) {
 // groupKeys are the keys a group (and defaults, except name/id/description) may set.
 var groupKeys = []string{
 	"access", "eligible", "require_approval", "approvers", "approvals_required",
-	"allow_self_approval", "require_justification", "require_ticket", "require_mfa",
+	"allow_self_approval", "require_justification", "require_ticket", "require_mfa", "mfa_flow",
 	"min_duration", "default_duration", "max_duration", "pending_timeout", "reminder_before",
 	"approval_channel", "standing_access",
 }
@@ -252,6 +255,7 @@ func builtinDefaults() Group {
 		PendingTimeout:       24 * time.Hour,
 		ReminderBefore:       10 * time.Minute,
 		StandingAccess:       "report",
+		MFAFlow:              "auth_code",
 		ApprovalChannel:      map[string]string{},
 	}
 }
@@ -296,6 +300,14 @@ func (p *parser) applyGroupKeys(g *Group, f map[string]*yaml.Node, path string) 
 			g.RequireTicket, err = p.boolean(n, field)
 		case "require_mfa":
 			g.RequireMFA, err = p.boolean(n, field)
+		case "mfa_flow":
+			var s string
+			if s, err = p.str(n, field); err == nil {
+				if s != "auth_code" && s != "device_code" {
+					err = p.errf(n, field, "%q is not allowed; use auth_code or device_code", s)
+				}
+				g.MFAFlow = s
+			}
 		case "approvals_required":
 			if g.ApprovalsRequired, err = p.integer(n, field); err == nil && g.ApprovalsRequired < 1 {
 				err = p.errf(n, field, "must be at least 1")
@@ -361,7 +373,8 @@ func ParsePolicy(name string, data []byte) (*Policy, error) {
 		return nil, err
 	}
 	pol := &Policy{Source: name, byName: map[string]*Group{}, byID: map[string]*Group{}}
-	pol.Settings = Settings{Retention: 30 * 24 * time.Hour, StartTolerance: 5 * time.Minute, RequestsPerMinute: 10, MaxPending: 5, Timezone: time.UTC}
+	pol.Settings = Settings{Retention: 30 * 24 * time.Hour, StartTolerance: 5 * time.Minute, RequestsPerMinute: 10, MaxPending: 5, Timezone: time.UTC,
+		MFATimeout: 10 * time.Minute, IdentityBinding: "email"}
 	if n, ok := top["settings"]; ok {
 		if err := p.settings(n, &pol.Settings); err != nil {
 			return nil, err
@@ -406,7 +419,7 @@ func ParsePolicy(name string, data []byte) (*Policy, error) {
 }
 
 func (p *parser) settings(n *yaml.Node, s *Settings) error {
-	f, err := p.fields(n, "settings", "retention", "start_tolerance", "requests_per_minute", "max_pending", "timezone")
+	f, err := p.fields(n, "settings", "retention", "start_tolerance", "requests_per_minute", "max_pending", "timezone", "mfa_timeout", "identity_binding")
 	if err != nil {
 		return err
 	}
@@ -424,6 +437,18 @@ func (p *parser) settings(n *yaml.Node, s *Settings) error {
 			s.RequestsPerMinute, err = p.integer(v, field)
 		case "max_pending":
 			s.MaxPending, err = p.integer(v, field)
+		case "mfa_timeout":
+			if s.MFATimeout, err = p.duration(v, field); err == nil && (s.MFATimeout < time.Minute || s.MFATimeout > time.Hour) {
+				err = p.errf(v, field, "must be between 1m and 1h")
+			}
+		case "identity_binding":
+			var b string
+			if b, err = p.str(v, field); err == nil {
+				if b != "email" && b != "entra_signin" {
+					err = p.errf(v, field, "%q is not allowed; use email or entra_signin", b)
+				}
+				s.IdentityBinding = b
+			}
 		case "timezone":
 			var name string
 			if name, err = p.str(v, field); err == nil {

@@ -139,7 +139,8 @@ type Notifier interface {
 
 // Event types, one per transition people hear about.
 const (
-	EvSubmitted      = "submitted"      // pending approval: ask the approvers, tell the requester
+	EvMFARequired    = "mfa_required"   // the requester must verify with Microsoft before anything else
+	EvSubmitted      = "submitted"      // pending approval (or none needed): ask the approvers, tell the requester
 	EvApprovalAdded  = "approval_added" // one vote of a quorum
 	EvApproved       = "approved"       // approved; activation scheduled
 	EvDenied         = "denied"

@@ -29,6 +29,7 @@ func ParseAccess(s string) (Access, bool) {
 type State string
 
 const (
+	StateVerifying State = "verifying" // waiting for the requester's step-up verification (MFA)
 	StatePending   State = "pending"   // waiting for approval
 	StateScheduled State = "scheduled" // approved (or needs none), waiting for its start time
 	StateActive    State = "active"    // the directory holds the grant; removal is scheduled
@@ -43,7 +44,7 @@ const (
 // Terminal reports whether the state can never change again.
 func (s State) Terminal() bool {
 	switch s {
-	case StatePending, StateScheduled, StateActive:
+	case StateVerifying, StatePending, StateScheduled, StateActive:
 		return false
 	}
 	return true
@@ -52,6 +53,8 @@ func (s State) Terminal() bool {
 // Label is the state in words for people.
 func (s State) Label() string {
 	switch s {
+	case StateVerifying:
+		return "waiting for MFA"
 	case StatePending:
 		return "pending approval"
 	case StateScheduled:
@@ -139,6 +142,8 @@ type Request struct {
 	EndsAt      time.Time `json:"ends_at,omitempty"` // while active: when removal is due
 	EndedAt     time.Time `json:"ended_at,omitempty"`
 	EndReason   string    `json:"end_reason,omitempty"` // expired, deactivated, canceled, timed out...
+
+	MFAVerifiedAt time.Time `json:"mfa_verified_at,omitempty"` // when the requester passed step-up MFA
 
 	Extensions []string `json:"extensions,omitempty"` // applied extension request ids
 	Failures   int      `json:"failures,omitempty"`   // consecutive directory failures of the pending job

@@ -339,11 +339,14 @@ func (e *Engine) runEnd(ctx context.Context, j Job, r *Request) (bool, error) {
 
 func (e *Engine) runTimeout(ctx context.Context, j Job, r *Request) (bool, error) {
 	now := e.clock.Now()
-	if r.State != StatePending {
+	if r.State != StatePending && r.State != StateVerifying {
 		return true, nil
 	}
 	t := r.Clone()
 	t.State, t.EndedAt, t.EndReason = StateTimedOut, now, "nobody decided in time"
+	if r.State == StateVerifying {
+		t.EndReason = "the requester did not complete MFA in time"
+	}
 	tx := &Tx{Puts: []Put{{Request: t, Expect: r.Version}}, OpenUnlock: []Lock{lockOf(r)}}
 	e.emit(tx, Event{Type: EvTimedOut, Request: t, At: now}, system)
 	err := e.commitJob(ctx, j, tx)
