@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pimbot/pimbot/bot"
 )
@@ -25,9 +26,23 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 	toReq := func(format string, args ...any) { s.tell(s.short(r.Requester), format, args...) }
 	toApp := func(format string, args ...any) { s.tell(approvers, format, args...) }
 	switch ev.Type {
+	case bot.EvMFARequired:
+		ch, err := s.eng.StartMFA(ctx, r)
+		if err != nil {
+			toReq("request %s needs MFA verification first, but it cannot start: %s", r.ID, bot.Describe(err))
+			return nil
+		}
+		if ch.UserCode != "" {
+			toReq("request %s: %s needs MFA. Open %s and enter the code %s within %s.", r.ID, r.Group, ch.URL, ch.UserCode, bot.FormatDuration(ch.Expires.Sub(now).Round(time.Minute)))
+		} else {
+			toReq("request %s: %s needs MFA. Verify with Microsoft: %s", r.ID, r.Group, ch.URL)
+		}
 	case bot.EvSubmitted:
 		if r.State == bot.StatePending {
 			line := fmt.Sprintf("%s asks for %s %s.", who, r.What(), r.When(now, s.loc))
+			if !r.MFAVerifiedAt.IsZero() {
+				line += " Passed MFA at " + bot.FormatTime(r.MFAVerifiedAt, now, s.loc) + "."
+			}
 			if r.Reason != "" {
 				line += fmt.Sprintf(" Reason: %q.", r.Reason)
 			}

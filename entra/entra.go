@@ -1,0 +1,334 @@
+// Package entra verifies people with Microsoft Entra ID through OpenID Connect: step-up MFA
+// before an activation (authorization-code flow with PKCE, or the device-code flow where
+// the bot has no public callback URL), and a one-time sign-in that binds a chat account to
+// its directory user.
+package entra
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pimbot/pimbot/bot"
+)
+
+// DefaultLoginURL is the public cloud's authority; ENTRA_LOGIN_URL overrides it.
+const DefaultLoginURL = "https://login.microsoftonline.com"
+
+// CallbackPath is where Entra sends the browser back to the bot.
+const CallbackPath = "/auth/callback"
+
+// Config of the verifier (an app registration with a web redirect URI).
+type Config struct {
+	LoginURL     string // ENTRA_LOGIN_URL; default DefaultLoginURL
+	TenantID     string // AZURE_TENANT_ID
+	ClientID     string // AZURE_CLIENT_ID (or ENTRA_CLIENT_ID)
+	ClientSecret string // AZURE_CLIENT_SECRET; the token call of the code flow needs it for a web app
+	PublicURL    string // PIMBOT_PUBLIC_URL: the bot's public base; the redirect URI is PublicURL + /auth/callback
+	AuthContext  string // optional Conditional Access authentication context (e.g. c1) to ask for and accept
+	HTTPClient   *http.Client
+	Logger       *slog.Logger
+
+	DevicePollInterval time.Duration                     // overrides the server's polling interval (tests)
+	OnDeviceDone       func(requestID string, err error) // hears how each device sign-in ended (tests)
+}
+
+// Verifier runs the sign-ins and hands their outcome to the engine.
+type Verifier struct {
+	cfg   Config
+	eng   *bot.Engine
+	kv    bot.KV
+	keys  *keySet
+	http  *http.Client
+	log   *slog.Logger
+	ttl   time.Duration
+	clock func() time.Time
+}
+
+var _ bot.MFAVerifier = (*Verifier)(nil)
+
+// New builds a verifier. It keeps sign-in state in kv (Redis), so any replica can finish a sign-in.
+func New(cfg Config, eng *bot.Engine, kv bot.KV) (*Verifier, error) {
+	if cfg.LoginURL == "" {
+		cfg.LoginURL = DefaultLoginURL
+	}
+	cfg.LoginURL = strings.TrimRight(cfg.LoginURL, "/")
+	switch {
+	case cfg.TenantID == "" || cfg.ClientID == "":
+		return nil, errors.New("MFA and sign-in need AZURE_TENANT_ID and AZURE_CLIENT_ID (an app registration)")
+	case strings.ContainsAny(cfg.TenantID, "/?#"):
+		return nil, errors.New("AZURE_TENANT_ID must be a tenant id or domain")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	v := &Verifier{cfg: cfg, eng: eng, kv: kv, http: cfg.HTTPClient, log: cfg.Logger, ttl: eng.Policy().Settings.MFATimeout, clock: eng.Now}
+	v.keys = &keySet{url: v.tenantURL("/discovery/v2.0/keys"), client: cfg.HTTPClient}
+	return v, nil
+}
+
+func (v *Verifier) tenantURL(path string) string {
+	return v.cfg.LoginURL + "/" + url.PathEscape(v.cfg.TenantID) + path
+}
+
+func (v *Verifier) issuer() string { return v.cfg.LoginURL + "/" + v.cfg.TenantID + "/v2.0" }
+
+func (v *Verifier) redirectURI() string {
+	return strings.TrimRight(v.cfg.PublicURL, "/") + CallbackPath
+}
+
+// pending is what a sign-in in progress must remember (in the KV, under its state).
+type pending struct {
+	Purpose   string    `json:"purpose"` // mfa or bind
+	RequestID string    `json:"request_id,omitempty"`
+	UserID    string    `json:"user_id,omitempty"` // the directory user who must sign in (mfa)
+	Surface   string    `json:"surface,omitempty"` // bind: the chat surface and its user id
+	ChatUser  string    `json:"chat_user,omitempty"`
+	Nonce     string    `json:"nonce"`
+	Verifier  string    `json:"verifier"`
+	Started   time.Time `json:"started"`
+}
+
+func random(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// claimsParam asks Entra for MFA (amr) or for the configured authentication context (acrs).
+func (v *Verifier) claimsParam() string {
+	if v.cfg.AuthContext != "" {
+		return `{"id_token":{"acrs":{"essential":true,"value":"` + v.cfg.AuthContext + `"}}}`
+	}
+	return `{"id_token":{"amr":{"essential":true,"values":["mfa"]}}}`
+}
+
+// StartMFA begins step-up verification for a request in state verifying.
+func (v *Verifier) StartMFA(ctx context.Context, r *bot.Request) (bot.Challenge, error) {
+	g, ok := v.eng.Policy().Group(r.GroupID)
+	if ok && g.MFAFlow == "device_code" {
+		return v.startDevice(ctx, pending{Purpose: "mfa", RequestID: r.ID, UserID: r.Requester.ID, Started: v.clock()}, true)
+	}
+	return v.startCode(ctx, pending{Purpose: "mfa", RequestID: r.ID, UserID: r.Requester.ID}, true)
+}
+
+// StartBinding begins the one-time sign-in that binds a chat account to a directory user.
+func (v *Verifier) StartBinding(ctx context.Context, surface, chatUser string) (bot.Challenge, error) {
+	return v.startCode(ctx, pending{Purpose: "bind", Surface: surface, ChatUser: chatUser}, false)
+}
+
+func (v *Verifier) startCode(ctx context.Context, p pending, mfa bool) (bot.Challenge, error) {
+	if v.cfg.PublicURL == "" {
+		return bot.Challenge{}, errors.New("sign-in needs PIMBOT_PUBLIC_URL (the bot's public address for " + CallbackPath + "), or mfa_flow: device_code")
+	}
+	state := random(24)
+	p.Nonce, p.Verifier, p.Started = random(24), random(48), v.clock()
+	data, _ := json.Marshal(p)
+	if err := v.kv.SetValue(ctx, "oidc:state:"+state, string(data), v.ttl); err != nil {
+		return bot.Challenge{}, fmt.Errorf("remember sign-in: %w", errors.Join(bot.ErrUnavailable, err))
+	}
+	sum := sha256.Sum256([]byte(p.Verifier))
+	q := url.Values{
+		"client_id":             {v.cfg.ClientID},
+		"response_type":         {"code"},
+		"response_mode":         {"query"},
+		"redirect_uri":          {v.redirectURI()},
+		"scope":                 {"openid profile"},
+		"state":                 {state},
+		"nonce":                 {p.Nonce},
+		"code_challenge":        {base64.RawURLEncoding.EncodeToString(sum[:])},
+		"code_challenge_method": {"S256"},
+		"prompt":                {"login"},
+	}
+	if mfa {
+		q.Set("claims", v.claimsParam())
+	}
+	return bot.Challenge{URL: v.tenantURL("/oauth2/v2.0/authorize") + "?" + q.Encode(), Expires: p.Started.Add(v.ttl)}, nil
+}
+
+// Bound returns the directory user id a chat account was bound to by a sign-in.
+func (v *Verifier) Bound(ctx context.Context, surface, chatUser string) (string, bool, error) {
+	return v.kv.GetValue(ctx, "bind:"+surface+":"+chatUser)
+}
+
+// ServeHTTP handles GET /auth/callback, where Entra sends the browser after the sign-in.
+func (v *Verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	msg, err := v.callback(r.Context(), q.Get("state"), q.Get("code"), q.Get("error"), q.Get("error_description"))
+	if err != nil {
+		v.log.Warn("sign-in refused", "err", err)
+		page(w, http.StatusBadRequest, "Verification failed", bot.Describe(err))
+		return
+	}
+	page(w, http.StatusOK, "Verified", msg)
+}
+
+func page(w http.ResponseWriter, status int, title, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "<!doctype html><title>pimbot: %s</title><h1>%s</h1><p>%s</p><p>You can close this tab.</p>\n",
+		html.EscapeString(title), html.EscapeString(title), html.EscapeString(msg))
+}
+
+func refuse(format string, args ...any) error {
+	return &bot.PermissionError{Action: "verify", Reason: fmt.Sprintf(format, args...)}
+}
+
+func (v *Verifier) callback(ctx context.Context, state, code, errCode, errDesc string) (string, error) {
+	if state == "" || len(state) > 128 {
+		return "", refuse("the sign-in link is incomplete; start again from the chat")
+	}
+	raw, ok, err := v.kv.GetValue(ctx, "oidc:state:"+state)
+	if err != nil {
+		return "", errors.Join(bot.ErrUnavailable, err)
+	}
+	if !ok {
+		return "", refuse("this sign-in link has expired or was already used; ask the bot for a new one")
+	}
+	first, err := v.kv.PutIfAbsent(ctx, "oidc:used:"+state, "1", v.ttl+time.Minute)
+	if err != nil {
+		return "", errors.Join(bot.ErrUnavailable, err)
+	}
+	if !first {
+		return "", refuse("this sign-in link was already used; ask the bot for a new one")
+	}
+	_ = v.kv.DeleteValue(ctx, "oidc:state:"+state)
+	var p pending
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		return "", fmt.Errorf("decode sign-in state: %w", err)
+	}
+	if errCode != "" {
+		return "", refuse("Microsoft did not complete the sign-in (%s: %s)", errCode, firstLine(errDesc))
+	}
+	if code == "" {
+		return "", refuse("the sign-in returned no authorization code")
+	}
+	idToken, err := v.redeem(ctx, url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {code},
+		"redirect_uri":  {v.redirectURI()},
+		"code_verifier": {p.Verifier},
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.finish(ctx, p, idToken, p.Nonce)
+}
+
+// finish validates the ID token and applies the outcome (MFA verified, or account bound).
+func (v *Verifier) finish(ctx context.Context, p pending, idToken, nonce string) (string, error) {
+	c, err := v.validate(ctx, idToken, nonce, v.clock())
+	if err != nil {
+		return "", refuse("%v", err)
+	}
+	if c.TenantID != "" && !strings.EqualFold(c.TenantID, v.cfg.TenantID) && !strings.Contains(v.cfg.TenantID, ".") {
+		return "", refuse("the sign-in came from another tenant")
+	}
+	switch p.Purpose {
+	case "bind":
+		if err := v.kv.SetValue(ctx, "bind:"+p.Surface+":"+p.ChatUser, c.ObjectID, 0); err != nil {
+			return "", errors.Join(bot.ErrUnavailable, err)
+		}
+		return "Your " + p.Surface + " account is now linked to " + firstNonEmpty(c.UPN, c.Name, c.ObjectID) + ". Go back to the chat and try again.", nil
+	case "mfa":
+		if c.ObjectID != p.UserID {
+			return "", refuse("you signed in as %s, but the request was made by someone else; sign in with the requester's account", firstNonEmpty(c.UPN, c.ObjectID))
+		}
+		if !c.MFA(v.cfg.AuthContext) {
+			return "", refuse("the sign-in did not use multi-factor authentication; the request stays on hold")
+		}
+		if c.AuthTime.Before(p.Started.Add(-clockSkew)) {
+			return "", refuse("the sign-in is older than the request; sign in again")
+		}
+		r, err := v.eng.MFAVerified(ctx, p.RequestID, c.ObjectID, c.AuthTime)
+		if err != nil {
+			return "", err
+		}
+		next := "it goes on to the approvers"
+		if r.State == bot.StateScheduled {
+			next = "it starts " + strings.TrimPrefix(r.When(v.clock(), nil), "from ")
+		}
+		return "MFA verified for request " + r.ID + " (" + r.What() + "); " + next + ".", nil
+	}
+	return "", fmt.Errorf("unknown sign-in purpose %q", p.Purpose)
+}
+
+// redeem calls the token endpoint and returns the ID token.
+func (v *Verifier) redeem(ctx context.Context, form url.Values) (string, error) {
+	form.Set("client_id", v.cfg.ClientID)
+	form.Set("scope", "openid profile")
+	if v.cfg.ClientSecret != "" {
+		form.Set("client_secret", v.cfg.ClientSecret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.tenantURL("/oauth2/v2.0/token"), strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := v.http.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("token endpoint: %w", errors.Join(bot.ErrUnavailable, err))
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var tr struct {
+		IDToken     string `json:"id_token"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	_ = json.Unmarshal(body, &tr)
+	if resp.StatusCode != http.StatusOK || tr.IDToken == "" {
+		if tr.Error == "" {
+			tr.Error = fmt.Sprintf("HTTP %d", resp.StatusCode)
+		}
+		return "", &tokenError{Code: tr.Error, Description: firstLine(tr.Description)}
+	}
+	return tr.IDToken, nil
+}
+
+// tokenError is an OAuth error answer of the token endpoint.
+type tokenError struct{ Code, Description string }
+
+func (e *tokenError) Error() string {
+	return "Microsoft refused the sign-in (" + e.Code + "): " + e.Description
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	s, _, _ = strings.Cut(s, "\r")
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+func firstNonEmpty(xs ...string) string {
+	for _, x := range xs {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}

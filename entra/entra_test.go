@@ -1,0 +1,278 @@
+package entra_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/entra"
+	"github.com/pimbot/pimbot/entra/entrafake"
+	"github.com/pimbot/pimbot/graphclient/local"
+	"github.com/pimbot/pimbot/store/storetest"
+)
+
+const policy = `
+groups:
+  - name: prod
+    id: g-prod
+    eligible: [alice@example.com]
+    approvers: [bob@example.com]
+    require_mfa: true
+  - name: sandbox
+    id: g-sandbox
+    eligible: [alice@example.com]
+    require_approval: false
+    require_mfa: true
+    mfa_flow: device_code
+directory:
+  users:
+    - {email: alice@example.com, id: oid-alice}
+    - {email: bob@example.com, id: oid-bob}
+`
+
+type world struct {
+	ctx   context.Context
+	eng   *bot.Engine
+	idp   *entrafake.Server
+	v     *entra.Verifier
+	bot   *httptest.Server
+	dir   *local.Directory
+	alice bot.Actor
+}
+
+func newWorld(t *testing.T, opts ...func(*entra.Config)) *world {
+	t.Helper()
+	pol, err := bot.ParsePolicy("p.yaml", []byte(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := storetest.New(t)
+	dir := local.New(pol)
+	eng := bot.New(bot.Config{Policy: pol, Store: st, Directory: dir})
+	idp := entrafake.New("tenant-1", "app-1")
+	t.Cleanup(idp.Close)
+	w := &world{ctx: context.Background(), eng: eng, idp: idp, dir: dir}
+	mux := http.NewServeMux()
+	w.bot = httptest.NewServer(mux)
+	t.Cleanup(w.bot.Close)
+	cfg := entra.Config{LoginURL: idp.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", PublicURL: w.bot.URL, DevicePollInterval: 20 * time.Millisecond}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	w.v, err = entra.New(cfg, eng, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("GET "+entra.CallbackPath, w.v)
+	eng.SetMFA(w.v)
+	u, _ := dir.ResolveUser(w.ctx, "alice")
+	w.alice = bot.Actor{User: u, Surface: "shell"}
+	return w
+}
+
+func (w *world) submit(t *testing.T, group string) *bot.Request {
+	t.Helper()
+	r, err := w.eng.Submit(w.ctx, w.alice, bot.SubmitInput{Group: group, Reason: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != bot.StateVerifying {
+		t.Fatalf("state %s, want verifying", r.State)
+	}
+	return r
+}
+
+// follow opens the verification link as a browser would and returns the final page.
+func follow(t *testing.T, link string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (w *world) state(t *testing.T, id string) bot.State {
+	t.Helper()
+	r, err := w.eng.Get(w.ctx, w.alice, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.State
+}
+
+func TestMFA_AuthCodeFlow(t *testing.T) {
+	cases := []struct {
+		name   string
+		person entrafake.Person
+		ok     bool
+		words  string
+	}{
+		{"mfa present", entrafake.Person{OID: "oid-alice", UPN: "alice@example.com", AMR: []string{"pwd", "mfa"}}, true, "MFA verified for request"},
+		{"password only", entrafake.Person{OID: "oid-alice", AMR: []string{"pwd"}}, false, "did not use multi-factor authentication"},
+		{"wrong user", entrafake.Person{OID: "oid-bob", UPN: "bob@example.com", AMR: []string{"mfa"}}, false, "you signed in as bob@example.com"},
+		{"wrong nonce", entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}, WrongNonce: true}, false, "the nonce does not match"},
+		{"expired token", entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}, Expired: true}, false, "it has expired"},
+		{"another key", entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}, OtherKey: true}, false, "the sign-in token is not valid: crypto/rsa: verification error"},
+		{"another app", entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}, WrongAudience: true}, false, "issued for another application"},
+		{"another issuer", entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}, WrongIssuer: true}, false, "is not this tenant"},
+		{"old sign-in", entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}, AuthTime: time.Now().Add(-time.Hour)}, false, "older than the request"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t)
+			r := w.submit(t, "prod")
+			ch, err := w.eng.StartMFA(w.ctx, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"prompt=login", "code_challenge_method=S256", "claims=", "amr", "redirect_uri=" + url.QueryEscape(w.bot.URL+entra.CallbackPath)} {
+				if !strings.Contains(ch.URL, want) {
+					t.Fatalf("authorize URL lacks %q: %s", want, ch.URL)
+				}
+			}
+			w.idp.SignIn(c.person)
+			status, body := follow(t, ch.URL)
+			if !strings.Contains(body, c.words) {
+				t.Fatalf("page (%d) lacks %q:\n%s", status, c.words, body)
+			}
+			want := bot.StateVerifying
+			if c.ok {
+				want = bot.StatePending
+			}
+			if got := w.state(t, r.ID); got != want || (status == 200) != c.ok {
+				t.Fatalf("state %s (HTTP %d), want %s", got, status, want)
+			}
+			if c.ok {
+				got, _ := w.eng.Get(w.ctx, w.alice, r.ID)
+				if got.MFAVerifiedAt.IsZero() {
+					t.Fatal("the MFA time is not recorded")
+				}
+			}
+		})
+	}
+}
+
+func TestMFA_StateIsSingleUse(t *testing.T) {
+	w := newWorld(t)
+	r := w.submit(t, "prod")
+	ch, _ := w.eng.StartMFA(w.ctx, r)
+	w.idp.SignIn(entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}})
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Get(ch.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	callback := resp.Header.Get("Location")
+	if status, body := follow(t, callback); status != 200 {
+		t.Fatalf("first use: %d %s", status, body)
+	}
+	status, body := follow(t, callback)
+	if status != 400 || !strings.Contains(body, "expired or was already used") {
+		t.Fatalf("replayed state: %d %s", status, body)
+	}
+	status, body = follow(t, w.bot.URL+entra.CallbackPath+"?state=made-up&code=x")
+	if status != 400 || !strings.Contains(body, "expired or was already used") {
+		t.Fatalf("unknown state: %d %s", status, body)
+	}
+	status, body = follow(t, w.bot.URL+entra.CallbackPath+"?code=x&state=%3Cscript%3E")
+	if strings.Contains(body, "<script>") {
+		t.Fatal("the page reflects input unescaped")
+	}
+	_ = status
+}
+
+func TestMFA_TimesOutWithoutVerification(t *testing.T) {
+	w := newWorld(t)
+	r := w.submit(t, "prod")
+	// Nothing reaches the approvers while verifying, and cancel works.
+	if _, err := w.eng.Approve(w.ctx, bot.Actor{User: bot.User{ID: "oid-bob", Email: "bob@example.com"}}, r.ID); err == nil {
+		t.Fatal("approved before MFA")
+	}
+	if _, err := w.eng.Cancel(w.ctx, w.alice, r.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMFA_DeviceCodeFlow(t *testing.T) {
+	w := newWorld(t)
+	r := w.submit(t, "sandbox")
+	ch, err := w.eng.StartMFA(w.ctx, r)
+	if err != nil || ch.UserCode == "" || ch.URL != "https://microsoft.com/devicelogin" {
+		t.Fatalf("challenge %+v %v", ch, err)
+	}
+	w.idp.SignIn(entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}})
+	w.idp.ApproveDevice()
+	deadline := time.Now().Add(5 * time.Second)
+	for w.state(t, r.ID) == bot.StateVerifying {
+		if time.Now().After(deadline) {
+			t.Fatal("the device sign-in never completed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := w.state(t, r.ID); got != bot.StateScheduled {
+		t.Fatalf("state %s, want scheduled (sandbox needs no approval)", got)
+	}
+}
+
+func TestMFA_DeviceCodeWithoutMFAIsRefused(t *testing.T) {
+	done := make(chan error, 1)
+	w := newWorld(t, func(c *entra.Config) { c.OnDeviceDone = func(_ string, err error) { done <- err } })
+	r := w.submit(t, "sandbox")
+	if _, err := w.eng.StartMFA(w.ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	w.idp.SignIn(entrafake.Person{OID: "oid-alice", AMR: []string{"pwd"}})
+	w.idp.ApproveDevice()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "did not use multi-factor authentication") {
+			t.Fatalf("device sign-in ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the device sign-in never ended")
+	}
+	if got := w.state(t, r.ID); got != bot.StateVerifying {
+		t.Fatalf("state %s: a password-only sign-in must not verify", got)
+	}
+}
+
+func TestBinding_SignInBindsChatAccount(t *testing.T) {
+	w := newWorld(t)
+	if _, ok, _ := w.v.Bound(w.ctx, "slack", "U123"); ok {
+		t.Fatal("bound before any sign-in")
+	}
+	ch, err := w.v.StartBinding(w.ctx, "slack", "U123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(ch.URL, "claims=") {
+		t.Fatal("binding must not demand MFA")
+	}
+	w.idp.SignIn(entrafake.Person{OID: "oid-bob", UPN: "bob@example.com", AMR: []string{"pwd"}})
+	if status, body := follow(t, ch.URL); status != 200 || !strings.Contains(body, "linked to bob@example.com") {
+		t.Fatalf("%d %s", status, body)
+	}
+	if oid, ok, _ := w.v.Bound(w.ctx, "slack", "U123"); !ok || oid != "oid-bob" {
+		t.Fatalf("bound to %q %v", oid, ok)
+	}
+}
+
+func TestMFA_NotConfiguredRefusesClearly(t *testing.T) {
+	pol, _ := bot.ParsePolicy("p.yaml", []byte(policy))
+	dir := local.New(pol)
+	eng := bot.New(bot.Config{Policy: pol, Store: storetest.New(t), Directory: dir})
+	u, _ := dir.ResolveUser(context.Background(), "alice")
+	_, err := eng.Submit(context.Background(), bot.Actor{User: u}, bot.SubmitInput{Group: "prod", Reason: "x"})
+	if err == nil || !strings.Contains(err.Error(), "requires MFA verification with Microsoft") {
+		t.Fatalf("err = %v", err)
+	}
+}

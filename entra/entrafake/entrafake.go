@@ -1,0 +1,249 @@
+// Package entrafake is a fake Microsoft Entra authority for tests: authorize (which signs the
+// configured person in at once and redirects back), token (authorization code with PKCE, and
+// device code), devicecode, and the signing keys, with ID tokens signed by a test RSA key.
+package entrafake
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v4"
+)
+
+// Person is who signs in next, and how the token about them is made.
+type Person struct {
+	OID  string
+	UPN  string
+	AMR  []string // e.g. ["pwd","mfa"]
+	ACRS []string
+
+	// Tampering, to prove the verifier refuses it.
+	WrongNonce    bool
+	Expired       bool
+	OtherKey      bool // signed by a key the tenant does not publish
+	WrongAudience bool
+	WrongIssuer   bool
+	AuthTime      time.Time // zero: now
+}
+
+// Server is the fake authority.
+type Server struct {
+	*httptest.Server
+	Tenant   string
+	ClientID string
+
+	key, other *rsa.PrivateKey
+	mu         sync.Mutex
+	next       Person
+	codes      map[string]grant
+	devices    map[string]*device
+	Authorized int // authorize calls seen
+	Redeemed   int // successful token answers
+}
+
+type grant struct {
+	nonce, challenge, redirect string
+	person                     Person
+}
+
+type device struct {
+	approved bool
+	person   Person
+}
+
+// New starts a fake authority for tenant and client id.
+func New(tenant, clientID string) *Server {
+	s := &Server{Tenant: tenant, ClientID: clientID, codes: map[string]grant{}, devices: map[string]*device{}}
+	s.key, _ = rsa.GenerateKey(rand.Reader, 2048)
+	s.other, _ = rsa.GenerateKey(rand.Reader, 2048)
+	mux := http.NewServeMux()
+	p := "/" + tenant
+	mux.HandleFunc("GET "+p+"/oauth2/v2.0/authorize", s.authorize)
+	mux.HandleFunc("POST "+p+"/oauth2/v2.0/token", s.token)
+	mux.HandleFunc("POST "+p+"/oauth2/v2.0/devicecode", s.deviceCode)
+	mux.HandleFunc("GET "+p+"/discovery/v2.0/keys", s.keys)
+	s.Server = httptest.NewServer(mux)
+	return s
+}
+
+// SignIn sets who signs in next.
+func (s *Server) SignIn(p Person) { s.mu.Lock(); s.next = p; s.mu.Unlock() }
+
+// ApproveDevice completes every pending device sign-in as the person set by SignIn.
+func (s *Server) ApproveDevice() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.devices {
+		d.approved, d.person = true, s.next
+	}
+}
+
+func random() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("client_id") != s.ClientID || q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" {
+		http.Error(w, "AADSTS900144: bad authorize request", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	s.Authorized++
+	code := random()
+	s.codes[code] = grant{nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), redirect: q.Get("redirect_uri"), person: s.next}
+	s.mu.Unlock()
+	back, _ := url.Parse(q.Get("redirect_uri"))
+	bq := back.Query()
+	bq.Set("code", code)
+	bq.Set("state", q.Get("state"))
+	back.RawQuery = bq.Encode()
+	http.Redirect(w, r, back.String(), http.StatusFound)
+}
+
+func oauthError(w http.ResponseWriter, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	r.ParseForm()
+	if r.PostForm.Get("client_id") != s.ClientID {
+		oauthError(w, "invalid_client", "AADSTS700016: Application not found in the directory.")
+		return
+	}
+	var person Person
+	nonce := ""
+	switch r.PostForm.Get("grant_type") {
+	case "authorization_code":
+		s.mu.Lock()
+		g, ok := s.codes[r.PostForm.Get("code")]
+		delete(s.codes, r.PostForm.Get("code"))
+		s.mu.Unlock()
+		sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
+		switch {
+		case !ok:
+			oauthError(w, "invalid_grant", "AADSTS70008: The provided authorization code or refresh token has expired or was already redeemed.")
+			return
+		case base64.RawURLEncoding.EncodeToString(sum[:]) != g.challenge:
+			oauthError(w, "invalid_grant", "AADSTS501481: The Code_Verifier does not match the code_challenge supplied in the authorization request.")
+			return
+		case r.PostForm.Get("redirect_uri") != g.redirect:
+			oauthError(w, "invalid_grant", "AADSTS50148: The redirect_uri does not match.")
+			return
+		}
+		person, nonce = g.person, g.nonce
+	case "urn:ietf:params:oauth:grant-type:device_code":
+		s.mu.Lock()
+		d, ok := s.devices[r.PostForm.Get("device_code")]
+		s.mu.Unlock()
+		if !ok {
+			oauthError(w, "expired_token", "AADSTS70019: Verification code expired.")
+			return
+		}
+		if !d.approved {
+			oauthError(w, "authorization_pending", "AADSTS70016: OAuth 2.0 device flow error. Authorization is pending.")
+			return
+		}
+		s.mu.Lock()
+		delete(s.devices, r.PostForm.Get("device_code"))
+		s.mu.Unlock()
+		person = d.person
+	default:
+		oauthError(w, "unsupported_grant_type", "AADSTS70003: unsupported grant type")
+		return
+	}
+	tok, err := s.IDToken(person, nonce)
+	if err != nil {
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	s.mu.Lock()
+	s.Redeemed++
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "id_token": tok, "access_token": "unused", "expires_in": 3600})
+}
+
+// IDToken signs an ID token about p the way Entra does (v2.0 issuer, RS256, kid header).
+func (s *Server) IDToken(p Person, nonce string) (string, error) {
+	now := time.Now()
+	auth := p.AuthTime
+	if auth.IsZero() {
+		auth = now
+	}
+	claims := jwt.MapClaims{
+		"iss": s.URL + "/" + s.Tenant + "/v2.0", "aud": s.ClientID, "tid": s.Tenant, "oid": p.OID,
+		"preferred_username": p.UPN, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		"auth_time": auth.Unix(), "nonce": nonce,
+	}
+	if len(p.AMR) > 0 {
+		claims["amr"] = p.AMR
+	}
+	if len(p.ACRS) > 0 {
+		claims["acrs"] = p.ACRS
+	}
+	if p.WrongNonce {
+		claims["nonce"] = "not-the-nonce"
+	}
+	if p.Expired {
+		claims["exp"] = now.Add(-time.Hour).Unix()
+	}
+	if p.WrongAudience {
+		claims["aud"] = "another-app"
+	}
+	if p.WrongIssuer {
+		claims["iss"] = "https://login.microsoftonline.com/another-tenant/v2.0"
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	t.Header["kid"] = "test-key"
+	key := s.key
+	if p.OtherKey {
+		key = s.other
+	}
+	return t.SignedString(key)
+}
+
+func (s *Server) deviceCode(w http.ResponseWriter, r *http.Request) {
+	r.ParseForm()
+	if r.PostForm.Get("client_id") != s.ClientID {
+		oauthError(w, "invalid_client", "AADSTS700016: Application not found in the directory.")
+		return
+	}
+	dc := random()
+	s.mu.Lock()
+	s.devices[dc] = &device{}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{
+		"device_code": dc, "user_code": "F7K2QX9PM", "verification_uri": "https://microsoft.com/devicelogin",
+		"expires_in": 900, "interval": 5,
+		"message": "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code F7K2QX9PM to authenticate.",
+	})
+}
+
+func (s *Server) keys(w http.ResponseWriter, r *http.Request) {
+	pub := s.key.PublicKey
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"keys":[{"kty":"RSA","use":"sig","kid":"test-key","n":%q,"e":%q}]}`,
+		base64.RawURLEncoding.EncodeToString(pub.N.Bytes()), base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()))
+}
+
+// Path is a helper for tests that need the tenant-relative URL of an endpoint.
+func (s *Server) Path(p string) string {
+	return s.URL + "/" + s.Tenant + "/" + strings.TrimPrefix(p, "/")
+}
