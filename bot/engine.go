@@ -33,6 +33,8 @@ type Config struct {
 	Logger    *slog.Logger
 	Hooks     Hooks
 	MFA       MFAVerifier // step-up verification with Entra; nil: groups with require_mfa refuse requests
+	Lease     time.Duration // job lease; default JobLease
+	Poll      time.Duration // how often an idle worker looks for due jobs; default PollInterval
 }
 
 // Hooks let the operator's metrics observe the engine without the engine knowing Prometheus.
@@ -54,6 +56,8 @@ type Engine struct {
 	log       *slog.Logger
 	hooks     Hooks
 	mfa       MFAVerifier
+	lease     time.Duration
+	poll      time.Duration
 	kick      chan struct{}
 }
 
@@ -63,6 +67,13 @@ func New(c Config) *Engine {
 		notifiers: map[string]Notifier{}, kick: make(chan struct{}, 1)}
 	if e.clock == nil {
 		e.clock = SystemClock{}
+	}
+	e.lease, e.poll = c.Lease, c.Poll
+	if e.lease <= 0 {
+		e.lease = JobLease
+	}
+	if e.poll <= 0 {
+		e.poll = PollInterval
 	}
 	if e.log == nil {
 		e.log = slog.Default()

@@ -50,7 +50,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		if n >= ClaimBatch {
 			continue
 		}
-		wait := PollInterval
+		wait := e.poll
 		if next, err := e.store.NextDue(ctx); err == nil && !next.IsZero() {
 			if d := next.Sub(e.clock.Now()); d < wait {
 				wait = max(d, 5*time.Millisecond)
@@ -72,7 +72,7 @@ func (e *Engine) Run(ctx context.Context) error {
 // Tests with an injected clock call it directly.
 func (e *Engine) RunDue(ctx context.Context) (int, error) {
 	now := e.clock.Now()
-	claimed, err := e.store.Claim(ctx, now, ClaimBatch, JobLease)
+	claimed, err := e.store.Claim(ctx, now, ClaimBatch, e.lease)
 	if err != nil {
 		return 0, fmt.Errorf("claim jobs: %w", err)
 	}
@@ -117,7 +117,8 @@ func (e *Engine) RunDue(ctx context.Context) (int, error) {
 			defer func() { <-sem }()
 			for _, c := range group {
 				// A job in flight finishes even during shutdown, within its own deadline.
-				jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), JobTimeoutEach)
+				// Its deadline ends well inside the lease, so a slow job is not run twice at once.
+				jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(JobTimeoutEach, e.lease*3/4))
 				ack, err := e.runJob(jctx, c)
 				cancel()
 				if e.hooks.JobDone != nil {
