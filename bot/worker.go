@@ -39,18 +39,29 @@ func Backoff(attempt int) time.Duration {
 // Run claims and runs due jobs until ctx ends. Many processes may run it on one store.
 // On return, jobs this process had claimed but not finished have been handed back.
 func (e *Engine) Run(ctx context.Context) error {
+	var failing time.Duration // how long the queue has been failing; 0 when healthy
 	for {
 		n, err := e.RunDue(ctx)
-		if err != nil && ctx.Err() == nil {
-			e.log.Warn("job queue unavailable; retrying", "err", err)
-		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		switch {
+		case err != nil && failing == 0:
+			e.log.Warn("job queue unavailable; retrying until it answers", "err", err)
+			failing = e.poll
+		case err != nil:
+			failing = min(2*failing, 5*time.Second)
+		case failing > 0:
+			e.log.Info("job queue answers again; resuming")
+			failing = 0
 		}
 		if n >= ClaimBatch {
 			continue
 		}
 		wait := e.poll
+		if failing > 0 {
+			wait = failing
+		}
 		if next, err := e.store.NextDue(ctx); err == nil && !next.IsZero() {
 			if d := next.Sub(e.clock.Now()); d < wait {
 				wait = max(d, 5*time.Millisecond)
