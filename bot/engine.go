@@ -259,6 +259,12 @@ func (e *Engine) Submit(ctx context.Context, a Actor, in SubmitInput) (r *Reques
 		Requester: a.User, Surface: a.Surface, Reason: in.Reason, Ticket: in.Ticket,
 		Duration: in.Duration, Start: in.Start, CreatedAt: now, ApprovalsRequired: g.ApprovalsRequired,
 	}
+	return e.create(ctx, r, g, a, now)
+}
+
+// create records a new request (or extension) with its slot, limits, and first step:
+// step-up MFA, the approvers, or scheduling.
+func (e *Engine) create(ctx context.Context, r *Request, g *Group, a Actor, now time.Time) (*Request, error) {
 	tx := &Tx{Puts: []Put{{Request: r}}, OpenLock: []Lock{lockOf(r)}, Limits: e.limits(a.User.ID, now)}
 	if g.RequireMFA {
 		e.awaitMFA(tx, r, g, a, now)
@@ -266,7 +272,7 @@ func (e *Engine) Submit(ctx context.Context, a Actor, in SubmitInput) (r *Reques
 		return nil, err
 	}
 	if err := e.store.Commit(ctx, tx); err != nil {
-		return nil, e.mapCommitErr("submit", err)
+		return nil, e.mapCommitErr(r.Kind, err)
 	}
 	e.Kick()
 	return r, nil
@@ -690,17 +696,7 @@ func (e *Engine) Extend(ctx context.Context, a Actor, id string, d time.Duration
 		Requester: a.User, Surface: a.Surface, Reason: reason, Ticket: parent.Ticket, Duration: d,
 		CreatedAt: now, ApprovalsRequired: g.ApprovalsRequired,
 	}
-	tx := &Tx{Puts: []Put{{Request: r}}, OpenLock: []Lock{lockOf(r)}, Limits: e.limits(a.User.ID, now)}
-	if g.RequireMFA {
-		e.awaitMFA(tx, r, g, a, now)
-	} else if _, err := e.route(ctx, tx, r, g, a, now); err != nil {
-		return nil, err
-	}
-	if err := e.store.Commit(ctx, tx); err != nil {
-		return nil, e.mapCommitErr("extend", err)
-	}
-	e.Kick()
-	return r, nil
+	return e.create(ctx, r, g, a, now)
 }
 
 func minDur(a, b time.Duration) time.Duration {
