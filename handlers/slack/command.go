@@ -1,0 +1,138 @@
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pimbot/pimbot/bot"
+	"github.com/slack-go/slack"
+)
+
+// command handles /activate. It returns the immediate answer (nil: an empty ack) and
+// leaves everything slow to the workers.
+func (s *Surface) command(cmd slack.SlashCommand) any {
+	o := origin{UserID: cmd.UserID, ChannelID: cmd.ChannelID, ResponseURL: cmd.ResponseURL}
+	text := strings.TrimSpace(cmd.Text)
+	switch strings.ToLower(text) {
+	case "":
+		if !s.later("open activation form", func(ctx context.Context) { s.openActivate(ctx, cmd.UserID, cmd.TriggerID, "") }) {
+			return ephemeralText(busyText)
+		}
+		return nil
+	case "help", "?":
+		return ephemeralText(helpText)
+	case "status", "my requests", "list":
+		if !s.later("status", func(ctx context.Context) { s.sendStatus(ctx, o) }) {
+			return ephemeralText(busyText)
+		}
+		return nil
+	}
+	q, err := bot.ParseQuick(text, s.now(), s.loc())
+	if err != nil {
+		return ephemeralText(":warning: " + esc(describe(err)) + "\nUsage: `/activate " + esc(bot.QuickUsage) + "` — or `/activate` alone for the form.")
+	}
+	if !s.later("quick submit", func(ctx context.Context) { s.quickSubmit(ctx, o, q) }) {
+		return ephemeralText(busyText)
+	}
+	return nil
+}
+
+// openActivate opens the activation form. The trigger lasts 3 s, so nothing slow happens
+// first: with the person and their groups in the cache the form opens at once; otherwise
+// a loading view opens and is replaced once the directory answered.
+func (s *Surface) openActivate(ctx context.Context, slackID, trigger, preselect string) {
+	now := s.now()
+	fctx, cancel := context.WithTimeout(ctx, fastPathBudget)
+	u, ok := s.cachedUser(fctx, slackID)
+	var groups []*bot.Group
+	if ok {
+		groups, ok = s.cachedEligible(fctx, u)
+	}
+	cancel()
+	if ok {
+		if _, err := s.api.OpenViewContext(ctx, trigger, activateModal(activateForm{Groups: groups, Selected: pick(groups, preselect), Opened: now})); err != nil {
+			s.log.Warn("slack views.open failed", "err", err)
+		}
+		return
+	}
+	v, err := s.api.OpenViewContext(ctx, trigger, loadingModal())
+	if err != nil {
+		s.log.Warn("slack views.open failed", "err", err)
+		return
+	}
+	var view slack.ModalViewRequest
+	if u, err := s.identify(ctx, slackID); err != nil {
+		view = infoModal("Activate access", ":warning: "+esc(describe(err)))
+	} else if groups, err := s.eligible(ctx, u); err != nil {
+		view = infoModal("Activate access", ":warning: "+esc(describe(err)))
+	} else {
+		view = activateModal(activateForm{Groups: groups, Selected: pick(groups, preselect), Opened: now})
+	}
+	if _, err := s.api.UpdateViewContext(ctx, view, "", v.Hash, v.ID); err != nil {
+		s.log.Warn("slack views.update failed", "err", err)
+	}
+}
+
+// pick finds a group by name among the choices (nil: none or not there).
+func pick(groups []*bot.Group, name string) *bot.Group {
+	for _, g := range groups {
+		if name != "" && strings.EqualFold(g.Name, name) {
+			return g
+		}
+	}
+	return nil
+}
+
+// quickSubmit submits the quick form and says what came of it.
+func (s *Surface) quickSubmit(ctx context.Context, o origin, q bot.Quick) {
+	u, err := s.identify(ctx, o.UserID)
+	if err != nil {
+		s.tellErr(ctx, o, err)
+		return
+	}
+	r, err := s.eng.Submit(ctx, s.actor(u), q.Input())
+	if err != nil {
+		var fe *bot.FieldError
+		if errors.As(err, &fe) {
+			s.tellText(ctx, o, ":warning: "+esc(describe(err))+"\nUsage: `/activate "+esc(bot.QuickUsage)+"`")
+			return
+		}
+		s.tellErr(ctx, o, err)
+		return
+	}
+	s.tellText(ctx, o, submittedText(r, s.groupOf(r), s.now(), s.loc()))
+}
+
+func submittedText(r *bot.Request, g *bot.Group, now time.Time, loc *time.Location) string {
+	text := fmt.Sprintf(":white_check_mark: Request `%s` submitted: *%s* %s", r.ID, esc(r.What()), esc(r.When(now, loc)))
+	if r.State == bot.StatePending {
+		if g != nil {
+			return text + ", waiting for approval by " + approverList(g) + "."
+		}
+		return text + ", waiting for approval."
+	}
+	return text + "; no approval needed."
+}
+
+func (s *Surface) groupOf(r *bot.Request) *bot.Group {
+	g, _ := s.eng.Policy().Group(r.GroupID)
+	return g
+}
+
+// sendStatus lists the person's requests with their buttons.
+func (s *Surface) sendStatus(ctx context.Context, o origin) {
+	u, err := s.identify(ctx, o.UserID)
+	if err != nil {
+		s.tellErr(ctx, o, err)
+		return
+	}
+	rs, err := s.eng.List(ctx, s.actor(u), listLimit)
+	if err != nil {
+		s.tellErr(ctx, o, err)
+		return
+	}
+	s.tell(ctx, o, msg{Text: "Your requests", Blocks: statusBlocks(rs, s.now(), s.loc())})
+}

@@ -1,0 +1,102 @@
+package slack
+
+import (
+	"context"
+	"strings"
+
+	"github.com/pimbot/pimbot/bot"
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+)
+
+// event handles one Events API event (already acknowledged). Slack retries deliveries it
+// thinks were lost; the event id is recorded so that each is handled once, by one replica.
+func (s *Surface) event(ctx context.Context, eventID string, ev slackevents.EventsAPIEvent) {
+	if eventID != "" {
+		fresh, err := s.kv.PutIfAbsent(ctx, keyEvent(eventID), "1", eventDedupeTTL)
+		if err != nil {
+			s.log.Warn("slack event dedupe unavailable; handling anyway", "event_id", eventID, "err", err)
+		} else if !fresh {
+			return
+		}
+	}
+	switch e := ev.InnerEvent.Data.(type) {
+	case *slackevents.MessageEvent:
+		s.message(e)
+	case *slackevents.AppHomeOpenedEvent:
+		if e.Tab == "home" && e.User != "" {
+			user := e.User
+			s.later("app home", func(ctx context.Context) { s.publishHome(ctx, user) })
+		}
+	}
+}
+
+// message answers a person writing in their DM with the bot.
+func (s *Surface) message(e *slackevents.MessageEvent) {
+	if e.ChannelType != slackevents.ChannelTypeIM || e.User == "" || e.BotID != "" || e.SubType != "" {
+		return // our own messages, edits, bots, channels
+	}
+	o := origin{UserID: e.User, ChannelID: e.Channel, DM: true}
+	text := strings.TrimSpace(e.Text)
+	lower := strings.ToLower(text)
+	var f func(ctx context.Context)
+	switch lower {
+	case "help", "?", "/activate help", "activate help":
+		f = func(ctx context.Context) { s.tellText(ctx, o, helpText) }
+	case "status", "my requests", "requests", "list", "/activate status", "activate status":
+		f = func(ctx context.Context) { s.sendStatus(ctx, o) }
+	case "activate", "/activate":
+		f = func(ctx context.Context) {
+			s.tellText(ctx, o, "Use `/activate` to open the form, or write `activate "+esc(bot.QuickUsage)+"`.")
+		}
+	default:
+		rest, ok := cutPrefixFold(text, "activate ")
+		if !ok {
+			rest, ok = cutPrefixFold(text, "/activate ")
+		}
+		if !ok {
+			f = func(ctx context.Context) { s.tellText(ctx, o, hintText) }
+			break
+		}
+		q, err := bot.ParseQuick(rest, s.now(), s.loc())
+		if err != nil {
+			f = func(ctx context.Context) {
+				s.tellText(ctx, o, ":warning: "+esc(describe(err))+"\nUsage: `activate "+esc(bot.QuickUsage)+"`")
+			}
+			break
+		}
+		f = func(ctx context.Context) { s.quickSubmit(ctx, o, q) }
+	}
+	s.later("dm", f)
+}
+
+// publishHome draws the person's App Home.
+func (s *Surface) publishHome(ctx context.Context, slackID string) {
+	var (
+		groups  []*bot.Group
+		rs      []*bot.Request
+		problem string
+	)
+	u, err := s.identify(ctx, slackID)
+	if err == nil {
+		groups, err = s.eligible(ctx, u)
+	}
+	if err == nil {
+		rs, err = s.eng.List(ctx, s.actor(u), listLimit)
+	}
+	if err != nil {
+		problem = esc(describe(err))
+	}
+	view := homeView(groups, rs, problem, s.now(), s.loc())
+	if _, err := s.api.PublishViewContext(ctx, slack.PublishViewContextRequest{UserID: slackID, View: view}); err != nil {
+		s.log.Warn("slack views.publish failed", "err", err)
+	}
+}
+
+// cutPrefixFold cuts an ASCII prefix, ignoring case, keeping the rest as typed.
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	return strings.TrimSpace(s[len(prefix):]), true
+}

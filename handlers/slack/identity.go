@@ -1,0 +1,168 @@
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/pimbot/pimbot/bot"
+	"github.com/slack-go/slack"
+)
+
+// personError is a refusal to map a Slack user to a directory user, in words for them.
+type personError struct{ msg string }
+
+func (e *personError) Error() string { return e.msg }
+
+// describe turns any error into words for the person who acted.
+func describe(err error) string {
+	var pe *personError
+	if errors.As(err, &pe) {
+		return pe.msg
+	}
+	return bot.Describe(err)
+}
+
+// KV keys. Slack user ids are unique within a workspace (and an Enterprise Grid).
+func keyUser(slackID string) string     { return "slack:user:" + slackID }     // -> bot.User JSON
+func keySlackID(dirID string) string    { return "slack:uid:" + dirID }        // -> Slack user id
+func keyEmail(email string) string      { return "slack:email:" + strings.ToLower(email) }
+func keyEligible(dirID string) string   { return "slack:eligible:" + dirID }   // -> group names JSON
+func keyApproval(reqID string) string   { return "slack:approval:" + reqID }   // -> approvalRef JSON
+func keyEvent(eventID string) string    { return "slack:event:" + eventID }
+func keySent(parts ...string) string    { return "slack:sent:" + strings.Join(parts, ":") }
+
+// cachedUser is the directory user of a Slack user if the cache knows it (no remote call).
+func (s *Surface) cachedUser(ctx context.Context, slackID string) (bot.User, bool) {
+	v, ok, err := s.kv.GetValue(ctx, keyUser(slackID))
+	if err != nil || !ok {
+		return bot.User{}, false
+	}
+	var u bot.User
+	if json.Unmarshal([]byte(v), &u) != nil || u.ID == "" {
+		return bot.User{}, false
+	}
+	return u, true
+}
+
+// identify maps a Slack user to a directory user by the e-mail on their Slack profile
+// (users.info, scope users:read.email), cached with a TTL. It also remembers the Slack id
+// of the directory user, so that DMs can reach them later.
+func (s *Surface) identify(ctx context.Context, slackID string) (bot.User, error) {
+	if slackID == "" {
+		return bot.User{}, &personError{"Slack did not say who you are; please try again."}
+	}
+	if u, ok := s.cachedUser(ctx, slackID); ok {
+		return u, nil
+	}
+	info, err := s.api.GetUserInfoContext(ctx, slackID)
+	if err != nil {
+		return bot.User{}, fmt.Errorf("slack users.info %s: %w", slackID, errors.Join(bot.ErrUnavailable, err))
+	}
+	if info.IsBot || info.Deleted {
+		return bot.User{}, &personError{"Bots and deactivated accounts cannot use pimbot."}
+	}
+	email := strings.TrimSpace(info.Profile.Email)
+	if email == "" {
+		return bot.User{}, &personError{"Your Slack profile shows no e-mail address to pimbot, so it cannot tell who you are in the directory. Ask your Slack administrators to let apps read e-mail addresses (scope users:read.email)."}
+	}
+	u, err := s.eng.Directory().ResolveUser(ctx, email)
+	if errors.Is(err, bot.ErrNotFound) {
+		return bot.User{}, &personError{fmt.Sprintf("Your Slack e-mail address (%s) matches no one in the directory, so pimbot cannot act for you. Ask your administrators to check your account.", email)}
+	}
+	if err != nil {
+		return bot.User{}, fmt.Errorf("resolve %s: %w", email, errors.Join(bot.ErrUnavailable, err))
+	}
+	if b, err := json.Marshal(u); err == nil {
+		if err := s.kv.SetValue(ctx, keyUser(slackID), string(b), s.opt.IdentityTTL); err != nil {
+			s.log.Warn("cache slack identity", "err", err)
+		}
+	}
+	s.remember(ctx, u, slackID)
+	return u, nil
+}
+
+// remember keeps the Slack id of a directory user (and of their e-mail) for later DMs.
+func (s *Surface) remember(ctx context.Context, u bot.User, slackID string) {
+	if err := s.kv.SetValue(ctx, keySlackID(u.ID), slackID, s.opt.RefTTL); err != nil {
+		s.log.Warn("remember slack id", "err", err)
+	}
+	if u.Email != "" {
+		_ = s.kv.SetValue(ctx, keyEmail(u.Email), slackID, s.opt.RefTTL)
+	}
+}
+
+// slackIDOf finds the Slack user of a directory user: remembered, else users.lookupByEmail.
+// ok is false when Slack knows no such user (not an error worth retrying).
+func (s *Surface) slackIDOf(ctx context.Context, u bot.User) (string, bool, error) {
+	if u.ID != "" {
+		if id, ok, err := s.kv.GetValue(ctx, keySlackID(u.ID)); err == nil && ok {
+			return id, true, nil
+		}
+	}
+	email := u.Email
+	if email == "" {
+		email = u.UPN
+	}
+	return s.slackIDByEmail(ctx, email)
+}
+
+func (s *Surface) slackIDByEmail(ctx context.Context, email string) (string, bool, error) {
+	if !strings.Contains(email, "@") {
+		return "", false, nil
+	}
+	if id, ok, err := s.kv.GetValue(ctx, keyEmail(email)); err == nil && ok {
+		return id, true, nil
+	}
+	su, err := s.api.GetUserByEmailContext(ctx, email)
+	if err != nil {
+		var se slack.SlackErrorResponse
+		if errors.As(err, &se) && (se.Err == "users_not_found" || se.Err == "user_not_found") {
+			return "", false, nil
+		}
+		return "", false, fmt.Errorf("slack users.lookupByEmail: %w", err)
+	}
+	_ = s.kv.SetValue(ctx, keyEmail(email), su.ID, s.opt.IdentityTTL*24)
+	return su.ID, true, nil
+}
+
+// cachedEligible is the cached list of groups u may activate (no directory call).
+func (s *Surface) cachedEligible(ctx context.Context, u bot.User) ([]*bot.Group, bool) {
+	v, ok, err := s.kv.GetValue(ctx, keyEligible(u.ID))
+	if err != nil || !ok {
+		return nil, false
+	}
+	var names []string
+	if json.Unmarshal([]byte(v), &names) != nil {
+		return nil, false
+	}
+	var out []*bot.Group
+	for _, n := range names {
+		if g, ok := s.eng.Policy().Group(n); ok {
+			out = append(out, g)
+		}
+	}
+	return out, true
+}
+
+// eligible lists the groups u may activate, from the cache or the engine. Only the form's
+// choices come from here: the engine checks eligibility again on every submit.
+func (s *Surface) eligible(ctx context.Context, u bot.User) ([]*bot.Group, error) {
+	if gs, ok := s.cachedEligible(ctx, u); ok {
+		return gs, nil
+	}
+	gs, err := s.eng.EligibleGroups(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("eligible groups: %w", errors.Join(bot.ErrUnavailable, err))
+	}
+	names := make([]string, len(gs))
+	for i, g := range gs {
+		names[i] = g.Name
+	}
+	if b, err := json.Marshal(names); err == nil {
+		_ = s.kv.SetValue(ctx, keyEligible(u.ID), string(b), s.opt.EligibleTTL)
+	}
+	return gs, nil
+}

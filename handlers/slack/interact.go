@@ -1,0 +1,343 @@
+package slack
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pimbot/pimbot/bot"
+	"github.com/slack-go/slack"
+)
+
+// interaction handles block actions, view submissions and options loads. It returns the
+// immediate answer (nil: an empty ack).
+func (s *Surface) interaction(ctx context.Context, cb slack.InteractionCallback) any {
+	switch cb.Type {
+	case slack.InteractionTypeBlockActions:
+		s.blockActions(cb)
+	case slack.InteractionTypeViewSubmission:
+		return s.viewSubmission(ctx, cb)
+	case slack.InteractionTypeBlockSuggestion:
+		return slack.OptionsResponse{Options: []*slack.OptionBlockObject{}}
+	}
+	return nil
+}
+
+func clickOrigin(cb slack.InteractionCallback) origin {
+	ch := cb.Channel.ID
+	if ch == "" {
+		ch = cb.Container.ChannelID
+	}
+	return origin{UserID: cb.User.ID, ChannelID: ch, ResponseURL: cb.ResponseURL}
+}
+
+// blockActions queues the work of a click; Slack gets its ack at once.
+func (s *Surface) blockActions(cb slack.InteractionCallback) {
+	o := clickOrigin(cb)
+	for _, a := range cb.ActionCallback.BlockActions {
+		id := bot.NormalizeID(a.Value)
+		var name string
+		var f func(ctx context.Context)
+		switch a.ActionID {
+		case actApprove:
+			name, f = "approve", func(ctx context.Context) { s.approve(ctx, o, id) }
+		case actDeny:
+			name, f = "deny form", func(ctx context.Context) { s.openDeny(ctx, o, cb.TriggerID, id) }
+		case actCancel:
+			name, f = "cancel", func(ctx context.Context) { s.act(ctx, o, id, s.eng.Cancel) }
+		case actDeactivate:
+			name, f = "deactivate", func(ctx context.Context) { s.act(ctx, o, id, s.eng.Deactivate) }
+		case actExtend:
+			name, f = "extend form", func(ctx context.Context) { s.openExtend(ctx, o, cb.TriggerID, id) }
+		case actGroup:
+			view, group := cb.View, a.SelectedOption.Value
+			name, f = "form group", func(ctx context.Context) { s.regroup(ctx, cb.User.ID, view, group) }
+		case actHomeActivate:
+			group := a.Value
+			name, f = "open activation form", func(ctx context.Context) { s.openActivate(ctx, cb.User.ID, cb.TriggerID, group) }
+		default:
+			continue // inputs that do not dispatch
+		}
+		s.later(name, f)
+	}
+}
+
+// approve records the clicking person's approval; the engine decides whether they may.
+func (s *Surface) approve(ctx context.Context, o origin, id string) {
+	u, err := s.identify(ctx, o.UserID)
+	if err != nil {
+		s.tellErr(ctx, o, err)
+		return
+	}
+	if _, err := s.eng.Approve(ctx, s.actor(u), id); err != nil {
+		s.tellErr(ctx, o, err)
+	}
+	// On success the approval message is updated by the notification that follows.
+}
+
+// act runs cancel or deactivate for the clicking person.
+func (s *Surface) act(ctx context.Context, o origin, id string, f func(context.Context, bot.Actor, string) (*bot.Request, error)) {
+	u, err := s.identify(ctx, o.UserID)
+	if err != nil {
+		s.tellErr(ctx, o, err)
+		return
+	}
+	if _, err := f(ctx, s.actor(u), id); err != nil {
+		s.tellErr(ctx, o, err)
+	}
+}
+
+// openDeny opens the deny-reason modal for an approver. Within a short budget it asks the
+// engine first, so that someone who may not decide is told privately and sees no form.
+func (s *Surface) openDeny(ctx context.Context, o origin, trigger, id string) {
+	pctx, cancel := context.WithTimeout(ctx, precheckBudget)
+	r, refusal := s.precheckDeny(pctx, o.UserID, id)
+	cancel()
+	if refusal != "" {
+		s.tellText(ctx, o, ":no_entry: "+refusal)
+		return
+	}
+	if _, err := s.api.OpenViewContext(ctx, trigger, denyModal(id, r, s.now(), s.loc())); err != nil {
+		s.log.Warn("slack views.open failed", "err", err)
+	}
+}
+
+// precheckDeny asks the engine whether the person may deny the request. A refusal is in
+// words; when the answer does not come in time the form opens and the engine decides on
+// submit.
+func (s *Surface) precheckDeny(ctx context.Context, slackID, id string) (*bot.Request, string) {
+	u, err := s.identify(ctx, slackID)
+	var pe *personError
+	if errors.As(err, &pe) {
+		return nil, esc(pe.msg)
+	}
+	if err != nil {
+		return nil, ""
+	}
+	r, err := s.eng.Get(ctx, s.actor(u), id)
+	var perm *bot.PermissionError
+	switch {
+	case errors.As(err, &perm):
+		return nil, "You can't deny this: only the approvers of its group may decide it."
+	case errors.Is(err, bot.ErrNotFound):
+		return nil, esc(describe(err))
+	case err != nil:
+		return nil, ""
+	}
+	if r.State != bot.StatePending {
+		return nil, esc(describe(&bot.StateError{ID: r.ID, State: r.State, Action: "deny"}))
+	}
+	g := s.groupOf(r)
+	if g == nil {
+		return r, ""
+	}
+	ok, err := s.eng.IsApprover(ctx, u, g)
+	if err == nil && !ok {
+		return nil, "You can't deny this: only " + approverList(g) + " may decide requests for " + esc(g.Name) + "."
+	}
+	return r, ""
+}
+
+// openExtend opens the extension modal for the requester of an active grant.
+func (s *Surface) openExtend(ctx context.Context, o origin, trigger, id string) {
+	pctx, cancel := context.WithTimeout(ctx, precheckBudget)
+	var r *bot.Request
+	refusal := ""
+	u, err := s.identify(pctx, o.UserID)
+	if err == nil {
+		r, err = s.eng.Get(pctx, s.actor(u), id)
+	}
+	cancel()
+	var pe *personError
+	var perm *bot.PermissionError
+	switch {
+	case errors.As(err, &pe), errors.As(err, &perm), errors.Is(err, bot.ErrNotFound):
+		refusal = esc(describe(err))
+	case err != nil:
+		r = nil // no answer in time: open the form; the engine decides on submit
+	case r.State != bot.StateActive || r.Kind != bot.KindActivate || r.EndReason != "":
+		refusal = esc(describe(&bot.StateError{ID: r.ID, State: r.State, Action: "extend"}))
+	}
+	if refusal != "" {
+		s.tellText(ctx, o, ":no_entry: "+refusal)
+		return
+	}
+	var g *bot.Group
+	if r != nil {
+		g = s.groupOf(r)
+	}
+	if _, err := s.api.OpenViewContext(ctx, trigger, extendModal(id, r, g, s.now(), s.loc())); err != nil {
+		s.log.Warn("slack views.open failed", "err", err)
+	}
+}
+
+// regroup redraws the activation form for the group just chosen.
+func (s *Surface) regroup(ctx context.Context, slackID string, view slack.View, group string) {
+	var out slack.ModalViewRequest
+	if u, err := s.identify(ctx, slackID); err != nil {
+		out = infoModal("Activate access", ":warning: "+esc(describe(err)))
+	} else if groups, err := s.eligible(ctx, u); err != nil {
+		out = infoModal("Activate access", ":warning: "+esc(describe(err)))
+	} else {
+		opened := s.now()
+		if m := parseMeta(view.PrivateMetadata); m.Opened > 0 {
+			opened = time.Unix(m.Opened, 0)
+		}
+		out = activateModal(activateForm{Groups: groups, Selected: pick(groups, group), Opened: opened})
+	}
+	if _, err := s.api.UpdateViewContext(ctx, out, "", view.Hash, view.ID); err != nil {
+		s.log.Info("slack views.update of the form failed (closed or changed meanwhile)", "err", err)
+	}
+}
+
+// viewSubmission answers a modal's submit within Slack's 3 s: refusals go next to the field.
+func (s *Surface) viewSubmission(ctx context.Context, cb slack.InteractionCallback) any {
+	ctx, cancel := context.WithTimeout(ctx, submitBudget)
+	defer cancel()
+	switch cb.View.CallbackID {
+	case cbActivate:
+		return s.submitForm(ctx, cb)
+	case cbDeny:
+		return s.submitDeny(ctx, cb)
+	case cbExtend:
+		return s.submitExtend(ctx, cb)
+	}
+	return nil // an info view: closing is all there is
+}
+
+// state finds the value of a form field (block ids are the field, or field.<group>).
+func state(v slack.View, field string) (slack.BlockAction, bool) {
+	if v.State == nil {
+		return slack.BlockAction{}, false
+	}
+	for bid, actions := range v.State.Values {
+		if bid == field || strings.HasPrefix(bid, field+".") {
+			a, ok := actions[field]
+			return a, ok
+		}
+	}
+	return slack.BlockAction{}, false
+}
+
+// blockFor is the input block where an error about field is shown (Slack shows errors
+// only next to input blocks); fallback when the view has no such input.
+func blockFor(v slack.View, field, fallback string) string {
+	for _, b := range v.Blocks.BlockSet {
+		if ib, ok := b.(*slack.InputBlock); ok && (ib.BlockID == field || strings.HasPrefix(ib.BlockID, field+".")) {
+			return ib.BlockID
+		}
+	}
+	if v.State != nil {
+		for bid := range v.State.Values {
+			if bid == field || strings.HasPrefix(bid, field+".") {
+				return bid
+			}
+		}
+	}
+	return fallback
+}
+
+// refusal puts an error next to the field it concerns (or next to fallback).
+func refusal(v slack.View, err error, fallback string) *slack.ViewSubmissionResponse {
+	block := fallback
+	var fe *bot.FieldError
+	if errors.As(err, &fe) {
+		block = blockFor(v, fe.Field, fallback)
+	}
+	return slack.NewErrorsViewSubmissionResponse(map[string]string{block: truncate(describe(err), 300)})
+}
+
+// formInput reads the activation form.
+func formInput(v slack.View) (bot.SubmitInput, error) {
+	var in bot.SubmitInput
+	if a, ok := state(v, actGroup); ok {
+		in.Group = a.SelectedOption.Value
+	}
+	if a, ok := state(v, actAccess); ok && a.SelectedOption.Value != "" {
+		acc, ok := bot.ParseAccess(a.SelectedOption.Value)
+		if !ok {
+			return in, &bot.FieldError{Field: bot.FieldAccess, Message: "choose member or owner"}
+		}
+		in.Access = acc
+	}
+	if a, ok := state(v, actDuration); ok && a.SelectedOption.Value != "" {
+		secs, err := strconv.ParseInt(a.SelectedOption.Value, 10, 64)
+		if err != nil || secs <= 0 {
+			return in, &bot.FieldError{Field: bot.FieldDuration, Message: "choose a duration from the list"}
+		}
+		in.Duration = time.Duration(secs) * time.Second
+	}
+	if a, ok := state(v, actStart); ok && a.SelectedDateTime > 0 {
+		opened := parseMeta(v.PrivateMetadata).Opened
+		chosen := time.Unix(a.SelectedDateTime, 0)
+		// Left at the default the form showed: as soon as possible, however long the form stayed open.
+		if opened == 0 || chosen.Sub(time.Unix(opened, 0).Truncate(time.Minute)).Abs() >= time.Minute {
+			in.Start = chosen
+		}
+	}
+	if a, ok := state(v, actReason); ok {
+		in.Reason = a.Value
+	}
+	if a, ok := state(v, actTicket); ok {
+		in.Ticket = a.Value
+	}
+	if in.Group == "" {
+		return in, &bot.FieldError{Field: bot.FieldGroup, Message: "choose a group"}
+	}
+	return in, nil
+}
+
+func (s *Surface) submitForm(ctx context.Context, cb slack.InteractionCallback) any {
+	u, err := s.identify(ctx, cb.User.ID)
+	if err != nil {
+		return refusal(cb.View, err, actGroup)
+	}
+	in, err := formInput(cb.View)
+	if err != nil {
+		return refusal(cb.View, err, actGroup)
+	}
+	r, err := s.eng.Submit(ctx, s.actor(u), in)
+	if err != nil {
+		return refusal(cb.View, err, actGroup)
+	}
+	v := submittedModal(r, s.groupOf(r), s.now(), s.loc())
+	return slack.NewUpdateViewSubmissionResponse(&v)
+}
+
+func (s *Surface) submitDeny(ctx context.Context, cb slack.InteractionCallback) any {
+	u, err := s.identify(ctx, cb.User.ID)
+	if err != nil {
+		return refusal(cb.View, err, actReason)
+	}
+	reason := ""
+	if a, ok := state(cb.View, actReason); ok {
+		reason = a.Value
+	}
+	if _, err := s.eng.Deny(ctx, s.actor(u), cb.View.PrivateMetadata, reason); err != nil {
+		return refusal(cb.View, err, actReason)
+	}
+	return nil
+}
+
+func (s *Surface) submitExtend(ctx context.Context, cb slack.InteractionCallback) any {
+	u, err := s.identify(ctx, cb.User.ID)
+	if err != nil {
+		return refusal(cb.View, err, actDuration)
+	}
+	var d time.Duration
+	if a, ok := state(cb.View, actDuration); ok && strings.TrimSpace(a.Value) != "" {
+		if d, err = bot.ParseDuration(a.Value); err != nil {
+			return refusal(cb.View, &bot.FieldError{Field: bot.FieldDuration, Message: err.Error()}, actDuration)
+		}
+	}
+	reason := ""
+	if a, ok := state(cb.View, actReason); ok {
+		reason = a.Value
+	}
+	if _, err := s.eng.Extend(ctx, s.actor(u), cb.View.PrivateMetadata, d, reason); err != nil {
+		return refusal(cb.View, err, actDuration)
+	}
+	return nil
+}

@@ -1,0 +1,372 @@
+package slack
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/pimbot/pimbot/bot"
+	"github.com/slack-go/slack"
+)
+
+// msg is a rendered Slack message: fallback text (notifications, screen readers) and blocks.
+type msg struct {
+	Text   string
+	Blocks []slack.Block
+}
+
+// people maps directory user ids to Slack user ids, for mentions.
+type people map[string]string
+
+var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,30}$`)
+
+// mention names a person: a Slack mention when their Slack id is known, else their name.
+func (p people) mention(u bot.User) string {
+	if id := p[u.ID]; slackUserID.MatchString(id) {
+		return "<@" + id + ">"
+	}
+	return "*" + esc(u.Display()) + "*"
+}
+
+// plainName names a person in fallback text.
+func plainName(u bot.User) string { return esc(u.Display()) }
+
+// approvalView is what the approvers' message shows.
+type approvalView struct {
+	Req    *bot.Request
+	Parent *bot.Request // for an extension, the grant it extends (may be nil)
+	Group  *bot.Group   // may be nil when the group left the policy
+	Now    time.Time
+	Loc    *time.Location
+	Who    people
+}
+
+// approvalMessage is the approvers' message: who, what, when, how long, reason, ticket,
+// the state and, while pending, Approve and Deny. It is updated in place as the request
+// moves on.
+func approvalMessage(v approvalView) msg {
+	r := v.Req
+	who := v.Who.mention(r.Requester)
+	var head string
+	if r.Kind == bot.KindExtend {
+		head = fmt.Sprintf(":hourglass: %s asks for *%s more* as *%s* of *%s* (extends request `%s`)",
+			who, bot.FormatDuration(r.Duration), r.Access, esc(r.Group), esc(r.ParentID))
+	} else {
+		head = fmt.Sprintf(":key: %s asks for *%s* of *%s*", who, r.Access, esc(r.Group))
+	}
+	if r.Requester.Email != "" && v.Who[r.Requester.ID] == "" {
+		head += " (" + esc(r.Requester.Email) + ")"
+	}
+	fields := []*slack.TextBlockObject{
+		md("*Group*\n" + esc(r.Group)),
+		md("*Access*\n" + string(r.Access)),
+		md("*Duration*\n" + bot.FormatDuration(r.Duration)),
+	}
+	if when := whenText(r, v.Now, v.Loc); when != "" {
+		fields = append(fields, md("*When*\n"+esc(when)))
+	}
+	if r.Ticket != "" {
+		fields = append(fields, md("*Ticket*\n"+esc(r.Ticket)))
+	}
+	blocks := []slack.Block{
+		section(head),
+		slack.NewSectionBlock(nil, fields, nil),
+	}
+	if r.Reason != "" {
+		blocks = append(blocks, section("*Reason*\n"+esc(truncate(r.Reason, 500))))
+	}
+	status := statusLine(r, v.Parent, v.Now, v.Loc, v.Who)
+	blocks = append(blocks, section(status))
+	ctx := fmt.Sprintf("Request `%s` · asked %s", r.ID, bot.FormatTime(r.CreatedAt, v.Now, v.Loc))
+	if r.State == bot.StatePending && v.Group != nil {
+		ctx += " · approvers: " + approverList(v.Group)
+	}
+	blocks = append(blocks, contextLine(ctx))
+	if r.State == bot.StatePending {
+		blocks = append(blocks, slack.NewActionBlock("decide",
+			button(actApprove, r.ID, "Approve", slack.StylePrimary),
+			button(actDeny, r.ID, "Deny", slack.StyleDanger)))
+	}
+	text := fmt.Sprintf("%s asks for %s (request %s): %s", plainName(r.Requester), esc(r.What()), r.ID, stripMarks(status))
+	return msg{Text: text, Blocks: blocks}
+}
+
+func whenText(r *bot.Request, now time.Time, loc *time.Location) string {
+	if r.Kind == bot.KindExtend {
+		return ""
+	}
+	if r.State == bot.StatePending || r.State == bot.StateScheduled {
+		return r.When(now, loc)
+	}
+	if !r.ActivatedAt.IsZero() {
+		return "started " + bot.FormatTime(r.ActivatedAt, now, loc)
+	}
+	return r.When(now, loc)
+}
+
+// statusLine is where the request stands, and who moved it there.
+func statusLine(r *bot.Request, parent *bot.Request, now time.Time, loc *time.Location, who people) string {
+	approvedBy := func() string {
+		names := make([]string, len(r.Approvals))
+		for i, a := range r.Approvals {
+			names[i] = who.mention(a.By)
+		}
+		return strings.Join(names, ", ")
+	}
+	switch r.State {
+	case bot.StatePending:
+		if len(r.Approvals) > 0 {
+			return fmt.Sprintf(":large_yellow_circle: *%d of %d approvals* so far (%s); waiting for %d more.",
+				len(r.Approvals), r.ApprovalsRequired, approvedBy(), r.ApprovalsRequired-len(r.Approvals))
+		}
+		if r.ApprovalsRequired > 1 {
+			return fmt.Sprintf(":large_yellow_circle: *Waiting for %d approvals.*", r.ApprovalsRequired)
+		}
+		return ":large_yellow_circle: *Waiting for approval.*"
+	case bot.StateScheduled:
+		if len(r.Approvals) == 0 {
+			return ":white_check_mark: *Approved* (no approval needed); starts " + esc(strings.TrimPrefix(r.When(now, loc), "from ")) + "."
+		}
+		return ":white_check_mark: *Approved* by " + approvedBy() + "; starts " + esc(strings.TrimPrefix(r.When(now, loc), "from ")) + "."
+	case bot.StateActive:
+		s := ":large_green_circle: *Active* until " + bot.FormatTime(r.EndsAt, now, loc) + "."
+		if len(r.Approvals) > 0 {
+			s += " Approved by " + approvedBy() + "."
+		}
+		return s
+	case bot.StateEnded:
+		return ":white_circle: *Ended* " + bot.FormatTime(r.EndedAt, now, loc) + " (" + esc(r.EndReason) + ")."
+	case bot.StateDenied:
+		s := ":x: *Denied*"
+		if r.Denial != nil {
+			s += " by " + who.mention(r.Denial.By)
+		}
+		if r.DenyReason != "" {
+			s += ": " + esc(truncate(r.DenyReason, 500))
+		}
+		return s + "."
+	case bot.StateCanceled:
+		s := ":no_entry_sign: *Canceled*"
+		if r.EndedBy != nil {
+			s += " by " + who.mention(r.EndedBy.By)
+		} else if r.EndReason != "" {
+			s += ": " + esc(r.EndReason)
+		}
+		return s + "."
+	case bot.StateTimedOut:
+		return ":hourglass: *Timed out*: nobody decided in time."
+	case bot.StateFailed:
+		return ":warning: *Failed*: the directory refused the grant."
+	case bot.StateApplied:
+		s := ":white_check_mark: *Approved*"
+		if len(r.Approvals) > 0 {
+			s += " by " + approvedBy()
+		}
+		s += "; request `" + esc(r.ParentID) + "` was extended"
+		if parent != nil && parent.ID == r.ParentID {
+			s += " until " + bot.FormatTime(parent.EndsAt, now, loc)
+		}
+		return s + "."
+	}
+	return esc(r.State.Label())
+}
+
+// stripMarks turns a status line into fallback text: no emoji codes, no bold marks.
+func stripMarks(s string) string {
+	if i := strings.Index(s, ": "); i > 0 && strings.HasPrefix(s, ":") && !strings.Contains(s[:i], " ") {
+		s = s[i+2:]
+	}
+	return strings.ReplaceAll(s, "*", "")
+}
+
+// requesterMessage is the DM that tells the requester what happened; ok is false for
+// events the requester does not hear about.
+func requesterMessage(ev bot.Event, g *bot.Group, now time.Time, loc *time.Location, who people) (msg, bool) {
+	r := ev.Request
+	id := "`" + r.ID + "`"
+	by := ""
+	if ev.Actor != nil {
+		by = who.mention(*ev.Actor)
+	}
+	var text string
+	var buttons []slack.BlockElement
+	cancel := button(actCancel, r.ID, "Cancel request", "")
+	manage := func(rid string) []slack.BlockElement {
+		return []slack.BlockElement{
+			button(actExtend, rid, "Extend", slack.StylePrimary),
+			button(actDeactivate, rid, "Deactivate now", slack.StyleDanger),
+		}
+	}
+	switch ev.Type {
+	case bot.EvSubmitted:
+		switch {
+		case r.State == bot.StatePending && r.Kind == bot.KindExtend:
+			text = fmt.Sprintf(":hourglass: Extension %s (*%s more* for request `%s`) is waiting for approval", id, bot.FormatDuration(r.Duration), esc(r.ParentID))
+		case r.State == bot.StatePending:
+			text = fmt.Sprintf(":hourglass: Request %s (*%s*, %s) is waiting for approval", id, esc(r.What()), esc(r.When(now, loc)))
+		case r.State == bot.StateScheduled:
+			text = fmt.Sprintf(":white_check_mark: Request %s (*%s*) needs no approval; it starts %s.", id, esc(r.What()), esc(strings.TrimPrefix(r.When(now, loc), "from ")))
+			buttons = []slack.BlockElement{cancel}
+		default:
+			return msg{}, false // an extension applied at once: the "extended" message says it
+		}
+		if r.State == bot.StatePending {
+			if g != nil {
+				text += " by " + approverList(g)
+			}
+			text += "."
+			buttons = []slack.BlockElement{cancel}
+		}
+	case bot.EvApprovalAdded:
+		text = fmt.Sprintf(":large_yellow_circle: %s approved request %s (%d of %d); waiting for %d more.",
+			by, id, len(r.Approvals), r.ApprovalsRequired, r.ApprovalsRequired-len(r.Approvals))
+		buttons = []slack.BlockElement{cancel}
+	case bot.EvApproved:
+		if r.Kind == bot.KindExtend {
+			return msg{}, false // the "extended" message follows
+		}
+		if by == "" {
+			by = "policy (no approval needed)"
+		}
+		text = fmt.Sprintf(":white_check_mark: Request %s (*%s*) was approved by %s; it starts %s.", id, esc(r.What()), by, esc(strings.TrimPrefix(r.When(now, loc), "from ")))
+		buttons = []slack.BlockElement{cancel}
+	case bot.EvDenied:
+		text = fmt.Sprintf(":x: Request %s (*%s*) was denied", id, esc(r.What()))
+		if by != "" {
+			text += " by " + by
+		}
+		text += "."
+		if r.DenyReason != "" {
+			text += "\n*Reason:* " + esc(truncate(r.DenyReason, 1000))
+		}
+	case bot.EvCanceled:
+		text = fmt.Sprintf(":no_entry_sign: Request %s (*%s*) was canceled", id, esc(r.What()))
+		if ev.Actor != nil && ev.Actor.ID != r.Requester.ID {
+			text += " by " + by
+		} else if ev.Actor == nil && r.EndReason != "" {
+			text += ": " + esc(r.EndReason)
+		}
+		text += "."
+	case bot.EvTimedOut:
+		text = fmt.Sprintf(":hourglass: Request %s (*%s*) timed out: nobody decided in time. Use `/activate` again if you still need it.", id, esc(r.What()))
+	case bot.EvActivated:
+		text = fmt.Sprintf(":large_green_circle: You are now *%s* of *%s* until %s (request %s).\n_%s_",
+			r.Access, esc(r.Group), bot.FormatTime(r.EndsAt, now, loc), id, bot.CachingCaveat)
+		buttons = manage(r.ID)
+	case bot.EvReminder:
+		text = fmt.Sprintf(":alarm_clock: Your access as *%s* of *%s* ends at %s (request %s). Extend it if you still need it.",
+			r.Access, esc(r.Group), bot.FormatTime(r.EndsAt, now, loc), id)
+		buttons = manage(r.ID)
+	case bot.EvEnded:
+		text = fmt.Sprintf(":white_circle: Your access as *%s* of *%s* has ended (%s; request %s).", r.Access, esc(r.Group), esc(r.EndReason), id)
+	case bot.EvExtended:
+		text = fmt.Sprintf(":arrow_forward: Request %s now ends at %s (extended %s", id, bot.FormatTime(r.EndsAt, now, loc), esc(ev.Detail))
+		if by != "" {
+			text += ", approved by " + by
+		}
+		text += ")."
+		buttons = manage(r.ID)
+	case bot.EvFailed:
+		text = fmt.Sprintf(":warning: Request %s (*%s*) failed: the directory refused the grant. Your administrators have the details.", id, esc(r.What()))
+	case bot.EvDelayed:
+		text = fmt.Sprintf(":warning: Request %s: the directory is not answering, so your access is delayed; pimbot keeps trying.", id)
+	case bot.EvRemovalFailing:
+		text = fmt.Sprintf(":warning: Request %s: removing your access is delayed by a directory error; pimbot keeps retrying.", id)
+	default:
+		return msg{}, false
+	}
+	blocks := []slack.Block{section(text)}
+	if len(buttons) > 0 {
+		blocks = append(blocks, slack.NewActionBlock("request:"+r.ID, buttons...))
+	}
+	return msg{Text: stripMarks(text), Blocks: blocks}, true
+}
+
+// alertMessage tells approvers that something needs a person (a removal keeps failing,
+// the directory refused a grant).
+func alertMessage(ev bot.Event, who people) msg {
+	r := ev.Request
+	var text string
+	switch ev.Type {
+	case bot.EvRemovalFailing:
+		text = fmt.Sprintf(":rotating_light: *Removal keeps failing*: %s is still *%s* of *%s* (request `%s`); pimbot keeps retrying. %s",
+			who.mention(r.Requester), r.Access, esc(r.Group), r.ID, esc(truncate(ev.Detail, 500)))
+	default:
+		text = fmt.Sprintf(":warning: *Grant failed*: the directory refused to make %s *%s* of *%s* (request `%s`). %s",
+			who.mention(r.Requester), r.Access, esc(r.Group), r.ID, esc(truncate(ev.Detail, 500)))
+	}
+	return msg{Text: stripMarks(text), Blocks: []slack.Block{section(text)}}
+}
+
+// statusBlocks lists a person's requests: the open ones with their buttons, then the
+// recent finished ones.
+func statusBlocks(rs []*bot.Request, now time.Time, loc *time.Location) []slack.Block {
+	if len(rs) == 0 {
+		return []slack.Block{section("You have no requests. Use `/activate` to ask for access.")}
+	}
+	var open, done []*bot.Request
+	for _, r := range rs {
+		if r.State.Terminal() {
+			done = append(done, r)
+		} else {
+			open = append(open, r)
+		}
+	}
+	var blocks []slack.Block
+	if len(open) == 0 {
+		blocks = append(blocks, section("You have no open requests or active grants."))
+	}
+	for _, r := range open {
+		blocks = append(blocks, section(requestLine(r, now, loc)))
+		var bs []slack.BlockElement
+		switch {
+		case r.State == bot.StateActive && r.Kind == bot.KindActivate && r.EndReason == "":
+			bs = []slack.BlockElement{button(actExtend, r.ID, "Extend", slack.StylePrimary), button(actDeactivate, r.ID, "Deactivate now", slack.StyleDanger)}
+		case r.State == bot.StatePending || r.State == bot.StateScheduled:
+			bs = []slack.BlockElement{button(actCancel, r.ID, "Cancel request", "")}
+		}
+		if len(bs) > 0 {
+			blocks = append(blocks, slack.NewActionBlock("request:"+r.ID, bs...))
+		}
+	}
+	if len(done) > 0 {
+		lines := make([]string, 0, len(done))
+		for i, r := range done {
+			if i == 10 {
+				break
+			}
+			lines = append(lines, requestLine(r, now, loc))
+		}
+		blocks = append(blocks, contextLine("*Recent:*\n"+strings.Join(lines, "\n")))
+	}
+	return blocks
+}
+
+// requestLine is one request in a list: what, id, state and times.
+func requestLine(r *bot.Request, now time.Time, loc *time.Location) string {
+	line := fmt.Sprintf("*%s* · `%s` · %s", esc(r.What()), r.ID, esc(r.State.Label()))
+	switch r.State {
+	case bot.StateActive:
+		line += " until " + bot.FormatTime(r.EndsAt, now, loc)
+	case bot.StatePending, bot.StateScheduled:
+		if w := r.When(now, loc); w != "" {
+			line += " · " + esc(w)
+		}
+	default:
+		if !r.EndedAt.IsZero() {
+			line += " " + bot.FormatTime(r.EndedAt, now, loc)
+		}
+	}
+	return line
+}
+
+// helpText explains the commands.
+const helpText = "*pimbot* gives you just-in-time access to Entra ID groups.\n" +
+	"• `/activate` opens the form: group, member or owner, reason, start and duration.\n" +
+	"• `/activate <group> [member|owner] [for <duration>] [at <time>] [ticket <id>] [<reason...>]` asks at once, e.g. `/activate prod-db-admins for 2h fixing the outage`.\n" +
+	"• `/activate status` (or `status` here) lists your requests and active grants, with buttons to cancel, extend or deactivate.\n" +
+	"• The Home tab lists the groups you may activate.\n" +
+	"Approvers get a message with *Approve* and *Deny*; you get a direct message at each step."
+
+const hintText = "I did not understand that. Try `status`, `help`, or `/activate` to ask for access."

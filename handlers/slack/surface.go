@@ -1,0 +1,152 @@
+// Package slack is the Slack surface: /activate with a modal, Approve and Deny buttons for
+// approvers, DMs that follow a request, DM queries, the App Home, over HTTP (signed
+// requests) or Socket Mode. It translates Slack input into engine calls and renders engine
+// events as Block Kit; every decision is the engine's.
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/pimbot/pimbot/bot"
+	"github.com/slack-go/slack"
+)
+
+// Name is the surface's name in requests, events and approval_channel.
+const Name = "slack"
+
+// Tuning, named so that operators and tests can reason about them.
+const (
+	DefaultWorkers       = 16
+	DefaultQueue         = 1024
+	DefaultMaxBody       = 512 << 10 // bytes of one signed request
+	DefaultIdentityTTL   = time.Hour // Slack user -> directory user
+	DefaultEligibleTTL   = 5 * time.Minute
+	DefaultShutdownGrace = 5 * time.Second
+	taskTimeout          = 20 * time.Second // one queued piece of work
+	fastPathBudget       = 500 * time.Millisecond
+	precheckBudget       = 1500 * time.Millisecond // before views.open, within the 3 s trigger
+	submitBudget         = 2500 * time.Millisecond // view_submission must answer within 3 s
+	apiTimeout           = 10 * time.Second
+	eventDedupeTTL       = time.Hour
+	listLimit            = 20
+)
+
+// Options wire a Surface.
+type Options struct {
+	Client        *slack.Client // the Web API client (see NewClient)
+	Engine        *bot.Engine
+	KV            bot.KV // identity caches, message timestamps, event dedupe
+	SigningSecret string // HTTP transport only
+	Logger        *slog.Logger
+
+	Workers       int           // default DefaultWorkers
+	Queue         int           // default DefaultQueue
+	MaxBody       int64         // default DefaultMaxBody
+	IdentityTTL   time.Duration // default DefaultIdentityTTL
+	EligibleTTL   time.Duration // default DefaultEligibleTTL
+	RefTTL        time.Duration // message timestamps and Slack ids; default the policy's retention
+	ShutdownGrace time.Duration // default DefaultShutdownGrace
+	// ResponseURLPrefixes are the response_url prefixes the surface posts to, besides
+	// Slack's own hooks hosts (tests point them at a fake).
+	ResponseURLPrefixes []string
+}
+
+// Surface is the Slack surface and its bot.Notifier.
+type Surface struct {
+	api    *slack.Client
+	eng    *bot.Engine
+	kv     bot.KV
+	secret string
+	log    *slog.Logger
+	opt    Options
+	pool   *pool
+}
+
+var _ bot.Notifier = (*Surface)(nil)
+
+// NewClient builds the Web API client: apiURL may be empty (https://slack.com/api/).
+// Every call has a deadline.
+func NewClient(token, apiURL string) *slack.Client {
+	opts := []slack.Option{slack.OptionHTTPClient(&http.Client{Timeout: apiTimeout})}
+	if apiURL != "" {
+		if apiURL[len(apiURL)-1] != '/' {
+			apiURL += "/"
+		}
+		opts = append(opts, slack.OptionAPIURL(apiURL))
+	}
+	return slack.New(token, opts...)
+}
+
+// New builds the surface. Call Run to start its workers.
+func New(o Options) (*Surface, error) {
+	switch {
+	case o.Client == nil:
+		return nil, errors.New("slack: a Web API client is required")
+	case o.Engine == nil:
+		return nil, errors.New("slack: an engine is required")
+	case o.KV == nil:
+		return nil, errors.New("slack: a KV store is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.Queue <= 0 {
+		o.Queue = DefaultQueue
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	if o.IdentityTTL <= 0 {
+		o.IdentityTTL = DefaultIdentityTTL
+	}
+	if o.EligibleTTL <= 0 {
+		o.EligibleTTL = DefaultEligibleTTL
+	}
+	if o.RefTTL <= 0 {
+		o.RefTTL = o.Engine.Policy().Settings.Retention
+		if o.RefTTL <= 0 {
+			o.RefTTL = 30 * 24 * time.Hour
+		}
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = DefaultShutdownGrace
+	}
+	return &Surface{
+		api: o.Client, eng: o.Engine, kv: o.KV, secret: o.SigningSecret,
+		log: o.Logger.With("surface", Name), opt: o,
+		pool: newPool(o.Queue, taskTimeout),
+	}, nil
+}
+
+// Name is the notifier's name.
+func (s *Surface) Name() string { return Name }
+
+// Run runs the workers that do the slow part of Slack requests until ctx ends.
+func (s *Surface) Run(ctx context.Context) error {
+	s.pool.run(ctx, s.opt.Workers, s.opt.ShutdownGrace, func(name string, v any) {
+		s.log.Error("slack task panicked", "task", name, "panic", fmt.Sprint(v))
+	})
+	return nil
+}
+
+// later queues slow work; false (and a log line) when the queue is full.
+func (s *Surface) later(name string, f func(ctx context.Context)) bool {
+	if s.pool.submit(name, f) {
+		return true
+	}
+	s.log.Warn("slack work queue full or stopped; dropping", "task", name)
+	return false
+}
+
+func (s *Surface) now() time.Time       { return s.eng.Now() }
+func (s *Surface) loc() *time.Location { return s.eng.Policy().Settings.Timezone }
+
+func (s *Surface) actor(u bot.User) bot.Actor { return bot.Actor{User: u, Surface: Name} }
