@@ -1,0 +1,271 @@
+package teams
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pimbot/pimbot/bot"
+)
+
+// notice is a short message card: a title of our own words (ids and states), paragraphs that
+// may hold anything people typed, and optional buttons.
+type notice struct {
+	Title   string
+	Tone    string
+	Lines   []string
+	Actions []any
+}
+
+// NoticeCard renders a notice.
+func noticeCard(n notice) Card {
+	body := []any{title(n.Title, n.Tone)}
+	for _, l := range n.Lines {
+		if l != "" {
+			body = append(body, para(l))
+		}
+	}
+	return newCard(body, n.Actions)
+}
+
+// RequesterNotice is what the requester is told in their personal chat about an event.
+// ok=false: nothing to tell them.
+func RequesterNotice(v View, ev bot.Event, g *bot.Group) (Card, string, bool) {
+	n, ok := requesterNotice(v, ev, g)
+	if !ok {
+		return nil, "", false
+	}
+	return noticeCard(n), n.Title, true
+}
+
+func requesterNotice(v View, ev bot.Event, g *bot.Group) (notice, bool) {
+	r := ev.Request
+	by := "policy (no approval needed)"
+	if ev.Actor != nil {
+		by = ev.Actor.Display()
+	}
+	noun := "Request "
+	if r.Kind == bot.KindExtend {
+		noun = "Extension "
+	}
+	extendTitle := "Extend"
+	if g != nil {
+		extendTitle = "Extend by " + bot.FormatDuration(g.DefaultDuration)
+	}
+	switch ev.Type {
+	case bot.EvSubmitted:
+		if r.State != bot.StatePending {
+			return notice{}, false // the reply to the submit already said so
+		}
+		return notice{Title: noun + r.ID + " is waiting for approval", Tone: toneWarning,
+			Lines:   []string{whatWhen(v, r), "Approvers: " + approversText(g) + "."},
+			Actions: []any{execute("Cancel request", "cancel", r.ID, "")}}, true
+	case bot.EvApprovalAdded:
+		return notice{Title: noun + r.ID + " has an approval", Tone: toneWarning,
+			Lines: []string{fmt.Sprintf("%s approved it (%d of %d); waiting for %d more.", by, len(r.Approvals), r.ApprovalsRequired, r.ApprovalsRequired-len(r.Approvals))}}, true
+	case bot.EvApproved:
+		if r.Kind == bot.KindExtend {
+			return notice{Title: noun + r.ID + " was approved", Tone: toneGood,
+				Lines: []string{"Approved by " + by + "."}}, true
+		}
+		return notice{Title: noun + r.ID + " was approved", Tone: toneGood,
+			Lines:   []string{"Approved by " + by + ". " + r.What() + ", starting " + strings.TrimPrefix(r.When(v.Now, v.loc()), "from ") + "."},
+			Actions: []any{execute("Cancel request", "cancel", r.ID, "")}}, true
+	case bot.EvDenied:
+		lines := []string{"Denied by " + by + "."}
+		if r.DenyReason != "" {
+			lines = append(lines, "Reason: "+r.DenyReason)
+		}
+		return notice{Title: noun + r.ID + " was denied", Tone: toneAttention, Lines: lines}, true
+	case bot.EvCanceled:
+		return notice{Title: noun + r.ID + " was canceled", Lines: []string{capitalize(r.EndReason) + "."}}, true
+	case bot.EvTimedOut:
+		return notice{Title: noun + r.ID + " timed out",
+			Lines: []string{"Nobody decided in time. Ask again if you still need it."}}, true
+	case bot.EvActivated:
+		return notice{Title: "Request " + r.ID + " is active", Tone: toneGood,
+			Lines:   []string{fmt.Sprintf("You are %s of %s until %s.", r.Access, r.Group, v.time(r.EndsAt)), bot.CachingCaveat},
+			Actions: []any{execute(extendTitle, "extend", r.ID, ""), execute("Deactivate now", "deactivate", r.ID, "")}}, true
+	case bot.EvReminder:
+		return notice{Title: "Request " + r.ID + " ends at " + v.time(r.EndsAt), Tone: toneWarning,
+			Lines:   []string{fmt.Sprintf("Your %s access to %s ends soon. To keep it, extend it.", r.Access, r.Group)},
+			Actions: []any{execute(extendTitle, "extend", r.ID, ""), execute("Deactivate now", "deactivate", r.ID, "")}}, true
+	case bot.EvEnded:
+		return notice{Title: "Request " + r.ID + " ended",
+			Lines: []string{fmt.Sprintf("You are no longer %s of %s (%s).", r.Access, r.Group, r.EndReason)}}, true
+	case bot.EvExtended:
+		return notice{Title: "Request " + r.ID + " now ends at " + v.time(r.EndsAt), Tone: toneGood,
+			Lines: []string{"Extended " + ev.Detail + "."}}, true
+	case bot.EvFailed:
+		return notice{Title: noun + r.ID + " failed", Tone: toneAttention,
+			Lines: []string{"The directory refused the grant: " + ev.Detail}}, true
+	case bot.EvDelayed:
+		return notice{Title: noun + r.ID + " is delayed", Tone: toneWarning,
+			Lines: []string{"The directory is not answering; activation is delayed and pimbot keeps trying."}}, true
+	case bot.EvRemovalFailing:
+		return notice{Title: "Removing request " + r.ID + " is delayed", Tone: toneWarning,
+			Lines: []string{"Removing your access is delayed by a directory error; pimbot keeps retrying."}}, true
+	}
+	return notice{}, false
+}
+
+// MFACard asks the requester to verify with Microsoft before the request goes on. The link
+// is the verifier's own (an Entra sign-in, or the device-login page with a code).
+func MFACard(v View, r *bot.Request, ch bot.Challenge) Card {
+	n := notice{Title: "Request " + r.ID + ": verify with Microsoft", Tone: toneWarning}
+	if r.Kind == bot.KindExtend {
+		n.Title = "Extension " + r.ID + ": verify with Microsoft"
+	}
+	within := ""
+	if !ch.Expires.IsZero() {
+		within = " within " + bot.FormatDuration(ch.Expires.Sub(v.Now).Round(time.Minute))
+	}
+	if ch.UserCode != "" {
+		n.Lines = []string{r.Group + " needs MFA. Open the Microsoft sign-in page and enter this code" + within + ":", ch.UserCode}
+	} else {
+		n.Lines = []string{r.Group + " needs MFA. Sign in with Microsoft" + within + "; the request goes on to its approvers after that."}
+	}
+	if u, err := url.Parse(ch.URL); err == nil && u.Scheme == "https" {
+		n.Actions = []any{map[string]any{"type": "Action.OpenUrl", "title": "Verify with Microsoft", "url": ch.URL}}
+	}
+	n.Actions = append(n.Actions, execute("Cancel request", "cancel", r.ID, ""))
+	return noticeCard(n)
+}
+
+// AlertCard is posted in the approval channel when removing a grant keeps failing.
+func AlertCard(v View, ev bot.Event) Card {
+	r := ev.Request
+	return noticeCard(notice{Title: "Alert: removal of request " + r.ID + " keeps failing", Tone: toneAttention,
+		Lines: []string{fmt.Sprintf("Removing %s (%s) as %s of %s keeps failing; pimbot keeps retrying.", r.Requester.Display(), r.Requester.Handle(), r.Access, r.Group), ev.Detail}})
+}
+
+// SubmittedCard replaces the form once the engine accepted the request.
+func SubmittedCard(v View, r *bot.Request, g *bot.Group) Card {
+	n := notice{Title: "Request " + r.ID + " submitted", Tone: toneGood, Lines: []string{whatWhen(v, r)}}
+	if r.Kind == bot.KindExtend {
+		n.Title = "Extension " + r.ID + " submitted"
+	}
+	switch r.State {
+	case bot.StateVerifying:
+		n.Lines = append(n.Lines, "Next: verify with Microsoft (MFA). The link is on its way to your personal chat.")
+		n.Actions = []any{execute("Cancel request", "cancel", r.ID, "")}
+	case bot.StatePending:
+		n.Lines = append(n.Lines, "Waiting for approval by "+approversText(g)+".")
+		n.Actions = []any{execute("Cancel request", "cancel", r.ID, "")}
+	case bot.StateScheduled:
+		n.Lines = append(n.Lines, "No approval needed.")
+		n.Actions = []any{execute("Cancel request", "cancel", r.ID, "")}
+	case bot.StateApplied:
+		n.Title = "Extension " + r.ID + " applied"
+		n.Lines = append(n.Lines, "No approval needed.")
+	}
+	return noticeCard(n)
+}
+
+// ResultCard answers an action on a request (cancel, deactivate, extend) with where it stands.
+func ResultCard(v View, heading string, r *bot.Request) Card {
+	return noticeCard(notice{Title: heading, Tone: toneGood, Lines: []string{statusLine(v, r)}})
+}
+
+// MessageCard carries one reply that may quote what people typed (an error, a hint).
+func MessageCard(heading, text, tone string) Card {
+	return noticeCard(notice{Title: heading, Tone: tone, Lines: []string{text}})
+}
+
+// StatusCard lists the person's requests, newest first.
+func StatusCard(v View, rs []*bot.Request) Card {
+	if len(rs) == 0 {
+		return noticeCard(notice{Title: "You have no requests",
+			Lines: []string{"Type activate to ask for access, or groups to see what you may activate."}})
+	}
+	body := []any{title("Your requests", "")}
+	for _, r := range rs {
+		p := para(statusLine(v, r))
+		p["separator"] = true
+		body = append(body, p)
+	}
+	return newCard(body, nil)
+}
+
+// statusLine is one request in words, with the commands that apply to it.
+func statusLine(v View, r *bot.Request) string {
+	l := fmt.Sprintf("Request %s · %s · %s", r.ID, r.State.Label(), r.What())
+	if w := r.When(v.Now, v.loc()); w != "" && r.State != bot.StateActive && r.State != bot.StateEnded {
+		l += " " + w
+	}
+	switch r.State {
+	case bot.StateVerifying:
+		l += " · cancel " + r.ID
+	case bot.StatePending:
+		l += fmt.Sprintf(" (%d of %d approvals) · cancel %s", len(r.Approvals), r.ApprovalsRequired, r.ID)
+	case bot.StateScheduled:
+		l += " · cancel " + r.ID
+	case bot.StateActive:
+		l += ", until " + v.time(r.EndsAt) + " · deactivate " + r.ID + " · extend " + r.ID
+	case bot.StateDenied:
+		if r.DenyReason != "" {
+			l += ": " + r.DenyReason
+		}
+	case bot.StateEnded, bot.StateCanceled, bot.StateTimedOut, bot.StateFailed:
+		if r.EndReason != "" {
+			l += " (" + r.EndReason + ")"
+		}
+	}
+	return l
+}
+
+func whatWhen(v View, r *bot.Request) string {
+	s := capitalize(r.What())
+	if w := r.When(v.Now, v.loc()); w != "" {
+		s += " " + w
+	}
+	return s + "."
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// HelpCard lists the commands (static text: markdown is ours).
+func HelpCard() Card {
+	lines := []string{
+		"**activate**: the form, asking only what the policy needs",
+		"**activate** *group* [member|owner] [for *duration*] [at *time*] [ticket *id*] [*reason*]: the quick form, e.g. activate prod-db-admins for 2h fixing the outage",
+		"**status**: your requests and grants, newest first",
+		"**groups**: the groups you may activate",
+		"**cancel** *id*: withdraw a pending or scheduled request",
+		"**deactivate** *id*: end an active grant now",
+		"**extend** *id* [for *duration*] [*reason*]: more time on an active grant",
+		"**approve** *id*, **deny** *id* [*reason*]: decide (approvers; the card's buttons do the same)",
+	}
+	body := []any{map[string]any{"type": "TextBlock", "text": "pimbot: just-in-time access to Entra ID groups", "weight": "Bolder", "size": "Medium", "wrap": true}}
+	for _, l := range lines {
+		body = append(body, map[string]any{"type": "TextBlock", "text": "- " + l, "wrap": true, "spacing": "Small"})
+	}
+	body = append(body, map[string]any{"type": "TextBlock", "isSubtle": true, "wrap": true,
+		"text": "Durations: 30m, 2h, 1h30m, 1d. Times: 14:30, 2026-12-01 09:00 or +30m, in your time zone. In a channel, mention the bot first."})
+	return newCard(body, nil)
+}
+
+// GroupsCard lists the groups a person may activate, with their terms.
+func GroupsCard(groups []*bot.Group) Card {
+	if len(groups) == 0 {
+		return noticeCard(notice{Title: "No groups for you", Tone: toneWarning,
+			Lines: []string{"You are not eligible for any group. Ask your administrators to add you to the policy."}})
+	}
+	facts := make([]fact, len(groups))
+	for i, g := range groups {
+		facts[i] = fact{g.Name, groupTerms(g)}
+	}
+	return newCard([]any{title("Groups you may activate", ""), factSet(facts)}, []any{execute("Request access", "form", "", "")})
+}
+
+// ChannelIDCard tells people the id to put in a group's approval_channel.teams.
+func ChannelIDCard(channelID string) Card {
+	return noticeCard(notice{Title: "Approval channel id",
+		Lines: []string{"To send a group's approval cards here, set its approval_channel.teams to this id in the policy file:", channelID}})
+}
