@@ -7,26 +7,49 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/pimbot/pimbot"
 	"github.com/pimbot/pimbot/bot"
 	"github.com/pimbot/pimbot/graphclient/local"
+	"github.com/pimbot/pimbot/obs"
 	"github.com/pimbot/pimbot/store"
 )
 
 // app is the wired process: policy, Redis, directory and engine.
 type app struct {
-	getenv func(string) string
-	log    *slog.Logger
-	pol    *bot.Policy
-	conn   *store.Connection
-	store  *store.Redis
-	dir    bot.Directory
-	local  *local.Directory // set when the local directory is used
-	engine *bot.Engine
-	hooks  bot.Hooks
+	getenv  func(string) string
+	log     *slog.Logger
+	pol     *bot.Policy
+	conn    *store.Connection
+	store   *store.Redis
+	dir     bot.Directory
+	local   *local.Directory // set when the local directory is used
+	engine  *bot.Engine
+	hooks   bot.Hooks
+	metrics *metrics
+	prefix  string // the store's key prefix (PIMBOT_REDIS_PREFIX, default "pimbot")
+}
+
+// instrument wraps an HTTP transport so that each call to service ("slack", "teams",
+// "graph", "entra") is counted and timed in the metrics: pimbot_api_calls_total and
+// pimbot_api_call_duration_seconds. A nil base means http.DefaultTransport.
+func (a *app) instrument(service string, base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if a.metrics == nil {
+		return base
+	}
+	return obs.Wrap(base, service, a.metrics)
+}
+
+// httpClient is an instrumented client with a timeout, for a platform SDK.
+func (a *app) httpClient(service string, timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: a.instrument(service, nil)}
 }
 
 func (a *app) Close() {
@@ -69,7 +92,8 @@ func loadPolicy(getenv func(string) string, log *slog.Logger) (*bot.Policy, erro
 
 // newApp wires everything a command needs. The caller must Close it.
 func newApp(ctx context.Context, getenv func(string) string, logw io.Writer) (*app, error) {
-	a := &app{getenv: getenv, log: newLogger(getenv, logw)}
+	a := &app{getenv: getenv, log: newLogger(getenv, logw), metrics: newMetrics()}
+	a.hooks = a.metrics.hooks()
 	var err error
 	if a.pol, err = loadPolicy(getenv, a.log); err != nil {
 		return nil, err
@@ -77,7 +101,11 @@ func newApp(ctx context.Context, getenv func(string) string, logw io.Writer) (*a
 	if a.conn, err = store.Connect(ctx, getenv("REDIS_URL"), a.log); err != nil {
 		return nil, err
 	}
-	a.store = store.New(a.conn.Client, store.Options{Prefix: getenv("PIMBOT_REDIS_PREFIX"), Retention: a.pol.Settings.Retention})
+	if a.prefix = getenv("PIMBOT_REDIS_PREFIX"); a.prefix == "" {
+		a.prefix = store.DefaultPrefix
+	}
+	a.store = store.New(a.conn.Client, store.Options{Prefix: a.prefix, Retention: a.pol.Settings.Retention})
+	a.metrics.reg.MustRegister(newQueueCollector(a.conn.Client, a.prefix, time.Now))
 	if a.dir, err = newDirectory(ctx, a); err != nil {
 		a.Close()
 		return nil, err
