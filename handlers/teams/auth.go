@@ -213,8 +213,8 @@ func (v *Validator) key(ctx context.Context, kid string) (signingKey, error) {
 	v.mu.RLock()
 	k, ok := v.keys[kid]
 	have := len(v.keys) > 0
-	stale := time.Since(v.fetchedAt) > keysTTL
-	mayTry := time.Since(v.triedAt) > keyRefetchEvery
+	stale := v.cfg.Now().Sub(v.fetchedAt) > keysTTL
+	mayTry := v.cfg.Now().Sub(v.triedAt) > keyRefetchEvery
 	v.mu.RUnlock()
 	if ok && !stale {
 		return k, nil
@@ -239,21 +239,21 @@ func (v *Validator) key(ctx context.Context, kid string) (signingKey, error) {
 // Concurrent callers share one fetch; after a failure, callers get that failure for
 // failedFetchHold before the next attempt.
 func (v *Validator) Refresh(ctx context.Context) (int, error) {
-	started := time.Now()
+	started := v.cfg.Now()
 	v.fetch.Lock()
 	defer v.fetch.Unlock()
 	v.mu.RLock()
 	n, fetched, tried, lastErr := len(v.keys), v.fetchedAt, v.triedAt, v.lastErr
 	v.mu.RUnlock()
 	switch {
-	case fetched.After(started):
+	case !fetched.IsZero() && !fetched.Before(started):
 		return n, nil // fetched while we waited
-	case lastErr != nil && (tried.After(started) || time.Since(tried) < failedFetchHold):
+	case lastErr != nil && (!tried.Before(started) || v.cfg.Now().Sub(tried) < failedFetchHold):
 		return n, lastErr
 	}
 	n, err := v.fetchKeys(ctx)
 	v.mu.Lock()
-	v.triedAt, v.lastErr = time.Now(), err
+	v.triedAt, v.lastErr = v.cfg.Now(), err
 	v.mu.Unlock()
 	return n, err
 }
@@ -299,7 +299,7 @@ func (v *Validator) fetchKeys(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("%w: the key set holds no usable RSA key", ErrKeysUnavailable)
 	}
 	v.mu.Lock()
-	v.keys, v.fetchedAt = keys, time.Now()
+	v.keys, v.fetchedAt = keys, v.cfg.Now()
 	v.mu.Unlock()
 	return len(keys), nil
 }

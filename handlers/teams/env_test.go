@@ -299,3 +299,7 @@ func verbs(card map[string]any) []string {
 	walk(card)
 	return out
 }
+
+func aliceActor() bot.Actor {
+	return bot.Actor{User: bot.User{ID: aliceID, Email: "alice@example.com", Name: "Alice"}, Surface: "teams"}
+}
