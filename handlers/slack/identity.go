@@ -26,13 +26,13 @@ func describe(err error) string {
 }
 
 // KV keys. Slack user ids are unique within a workspace (and an Enterprise Grid).
-func keyUser(slackID string) string     { return "slack:user:" + slackID }     // -> bot.User JSON
-func keySlackID(dirID string) string    { return "slack:uid:" + dirID }        // -> Slack user id
-func keyEmail(email string) string      { return "slack:email:" + strings.ToLower(email) }
-func keyEligible(dirID string) string   { return "slack:eligible:" + dirID }   // -> group names JSON
-func keyApproval(reqID string) string   { return "slack:approval:" + reqID }   // -> approvalRef JSON
-func keyEvent(eventID string) string    { return "slack:event:" + eventID }
-func keySent(parts ...string) string    { return "slack:sent:" + strings.Join(parts, ":") }
+func keyUser(slackID string) string   { return "slack:user:" + slackID } // -> bot.User JSON
+func keySlackID(dirID string) string  { return "slack:uid:" + dirID }    // -> Slack user id
+func keyEmail(email string) string    { return "slack:email:" + strings.ToLower(email) }
+func keyEligible(dirID string) string { return "slack:eligible:" + dirID } // -> group names JSON
+func keyApproval(reqID string) string { return "slack:approval:" + reqID } // -> approvalRef JSON
+func keyEvent(eventID string) string  { return "slack:event:" + eventID }
+func keySent(parts ...string) string  { return "slack:sent:" + strings.Join(parts, ":") }
 
 // cachedUser is the directory user of a Slack user if the cache knows it (no remote call).
 func (s *Surface) cachedUser(ctx context.Context, slackID string) (bot.User, bool) {

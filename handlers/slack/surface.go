@@ -146,7 +146,7 @@ func (s *Surface) later(name string, f func(ctx context.Context)) bool {
 	return false
 }
 
-func (s *Surface) now() time.Time       { return s.eng.Now() }
+func (s *Surface) now() time.Time      { return s.eng.Now() }
 func (s *Surface) loc() *time.Location { return s.eng.Policy().Settings.Timezone }
 
 func (s *Surface) actor(u bot.User) bot.Actor { return bot.Actor{User: u, Surface: Name} }
