@@ -332,3 +332,33 @@ func TestOtherTenant_Refused(t *testing.T) {
 	}
 	mustContain(t, "the refusal", e.lastTo(chat.ID).Text(), "own organization")
 }
+
+// Notify is retried by the engine: a retried delivery is not sent twice, and a late retry of
+// an older event does not roll the approvers' card back.
+func TestNotify_RetriesAreIdempotent(t *testing.T) {
+	e := newEnv(t)
+	chat := e.fake.Personal(alice)
+	e.send(e.fake.Message(alice, chat, "activate prod-db-admins for 1h debugging"))
+	r := e.requests(aliceID)[0]
+	old := e.get(r.ID)
+	e.drain()
+	submitted := bot.Event{Type: bot.EvSubmitted, Request: old, At: e.clock.Now()}
+	before := len(e.fake.Sent())
+	if err := e.surface.Notify(e.ctx, submitted); err != nil { // the same delivery again
+		t.Fatal(err)
+	}
+	if n := len(e.fake.Sent()) - before; n != 1 || e.lastTo(approvals).Method != http.MethodPut {
+		t.Fatalf("a repeated 'submitted' sent %d activities; want only the card refreshed in place", n)
+	}
+	if _, err := e.eng.Approve(e.ctx, bot.Actor{User: bot.User{ID: carolID, Email: "carol@example.com", Name: "Carol"}, Surface: "shell"}, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.drain()
+	before = len(e.fake.Sent())
+	if err := e.surface.Notify(e.ctx, submitted); err != nil { // a late retry of the old event
+		t.Fatal(err)
+	}
+	if len(e.fake.Sent()) != before {
+		t.Fatal("a late retry of an older event changed the card or messaged again")
+	}
+}

@@ -141,6 +141,13 @@ func (s *Surface) channelTarget(ctx context.Context, channelID string) (channelR
 	return svc, nil
 }
 
+// KnowsChannel reports whether the bot has seen the channel (or its team) and so knows its
+// serviceUrl; otherwise it posts there through the latest serviceUrl seen or the default.
+func (s *Surface) KnowsChannel(ctx context.Context, channelID string) (bool, error) {
+	var ref channelRef
+	return s.getJSON(ctx, keyChannel+channelID, &ref)
+}
+
 // teamsChannelData is the part of an activity's channelData the bot uses.
 type teamsChannelData struct {
 	tenantID, channelID, teamID string

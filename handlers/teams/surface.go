@@ -93,6 +93,8 @@ type Settings struct {
 	TenantID    string // MICROSOFT_APP_TENANT_ID: single-tenant token endpoint, and only this tenant served
 	MetadataURL string // BOTFRAMEWORK_OPENID_METADATA_URL
 	TokenURL    string // BOTFRAMEWORK_TOKEN_URL
+	// HTTP is the client for the metadata, token and connector calls (nil: one with a timeout).
+	HTTP *http.Client
 }
 
 // SettingsFromEnv reads the Teams variables; ok=false when MICROSOFT_APP_ID is not set.
@@ -134,11 +136,11 @@ func (st Settings) String() string {
 
 // Build makes the validator, the connector client and the surface from settings.
 func (st Settings) Build(eng *bot.Engine, kv bot.KV, log *slog.Logger) (*Surface, error) {
-	v, err := NewValidator(ValidatorConfig{AppID: st.AppID, MetadataURL: st.MetadataURL})
+	v, err := NewValidator(ValidatorConfig{AppID: st.AppID, MetadataURL: st.MetadataURL, HTTP: st.HTTP})
 	if err != nil {
 		return nil, err
 	}
-	c, err := NewConnector(ConnectorConfig{AppID: st.AppID, Password: st.Password, TokenURL: st.TokenURL})
+	c, err := NewConnector(ConnectorConfig{AppID: st.AppID, Password: st.Password, TokenURL: st.TokenURL, HTTP: st.HTTP})
 	if err != nil {
 		return nil, err
 	}
