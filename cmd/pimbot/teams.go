@@ -94,7 +94,7 @@ func checkTeams(ctx context.Context, a *app, r *checkReport) {
 			continue
 		}
 		if known, err := s.KnowsChannel(cctx, ch); err == nil && !known {
-			r.ok("teams: %s approves in %s (the bot has not seen this channel yet: add it to the team)", g.Name, ch)
+			r.ok("teams: %s approves in %s (no activity seen there yet; the app must be in its team)", g.Name, ch)
 		} else {
 			r.ok("teams: %s approves in %s", g.Name, ch)
 		}
