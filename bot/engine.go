@@ -32,7 +32,7 @@ type Config struct {
 	Notifiers []Notifier
 	Logger    *slog.Logger
 	Hooks     Hooks
-	MFA       MFAVerifier // step-up verification with Entra; nil: groups with require_mfa refuse requests
+	MFA       MFAVerifier   // step-up verification with Entra; nil: groups with require_mfa refuse requests
 	Lease     time.Duration // job lease; default JobLease
 	Poll      time.Duration // how often an idle worker looks for due jobs; default PollInterval
 }
