@@ -12,8 +12,8 @@ import (
 
 // msg is a rendered Slack message: fallback text (notifications, screen readers) and blocks.
 type msg struct {
-	Text   string
-	Blocks []slack.Block
+	Text   string        `json:"text"`
+	Blocks []slack.Block `json:"blocks"`
 }
 
 // people maps directory user ids to Slack user ids, for mentions.

@@ -82,8 +82,9 @@ type view struct{ id, hash, raw string }
 
 // Server is the fake.
 type Server struct {
-	Token string
-	srv   *httptest.Server
+	Token    string
+	AppToken string // the app-level token apps.connections.open accepts (Socket Mode)
+	srv      *httptest.Server
 
 	mu       sync.Mutex
 	users    map[string]User
@@ -100,15 +101,16 @@ type Server struct {
 	sockMu  sync.Mutex
 	sock    *websocket.Conn
 	sockUp  chan struct{}
-	acks    chan json.RawMessage
 	upgrade websocket.Upgrader
 }
 
-// New starts a fake that accepts token; it stops when the test ends.
+// New starts a fake that accepts the bot token; it stops when the test ends.
 func New(t testing.TB, token string) *Server {
 	s := &Server{Token: token, users: map[string]User{}, channels: map[string]bool{}, triggers: map[string]*trigger{},
 		views: map[string]*view{}, messages: map[string]*Message{}, changed: make(chan struct{}), fail: map[string]string{},
-		sockUp: make(chan struct{}), acks: make(chan json.RawMessage, 100)}
+		sockUp: make(chan struct{})}
+	// slack-go sends Origin: https://api.slack.com, as Slack expects.
+	s.upgrade.CheckOrigin = func(r *http.Request) bool { return r.Header.Get("Origin") == "https://api.slack.com" }
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/", s.serveAPI)
 	mux.HandleFunc("/response/", s.serveResponse)
@@ -278,7 +280,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	c := Call{Method: method, Raw: string(body)}
 	token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") && len(body) > 0 {
 		if err := json.Unmarshal(body, &c.JSON); err != nil {
 			c.Error = "invalid_json"
 			s.record(c)
@@ -304,7 +306,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	var resp obj
 	s.mu.Lock()
 	switch {
-	case token != s.Token:
+	case method == "apps.connections.open" && (s.AppToken == "" || token != s.AppToken):
+		c.Error = "invalid_auth"
+	case method != "apps.connections.open" && token != s.Token:
 		c.Error = "invalid_auth"
 	case s.fail[method] != "":
 		c.Error = s.fail[method]
