@@ -2,12 +2,90 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
+	"time"
+
+	slacksurface "github.com/pimbot/pimbot/handlers/slack"
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
 )
+
+func init() { extraChecks = append(extraChecks, checkSlack) }
 
 // setupSlack registers the Slack surface when SLACK_BOT_TOKEN is set: its notifier on the
 // engine, its HTTP routes on mux, and (with SLACK_APP_TOKEN) a Socket Mode runner.
 // Runners returned are started by serve and must stop when ctx ends.
 func setupSlack(ctx context.Context, a *app, mux *http.ServeMux) (runners []func(context.Context) error, err error) {
-	return nil, nil
+	token, appToken, secret := a.getenv("SLACK_BOT_TOKEN"), a.getenv("SLACK_APP_TOKEN"), a.getenv("SLACK_SIGNING_SECRET")
+	switch {
+	case token == "" && appToken != "":
+		return nil, errors.New("SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: Socket Mode needs both")
+	case token == "":
+		return nil, nil
+	case !strings.HasPrefix(token, "xoxb-"):
+		return nil, errors.New("SLACK_BOT_TOKEN must be a bot token (xoxb-…)")
+	case appToken != "" && !strings.HasPrefix(appToken, "xapp-"):
+		return nil, errors.New("SLACK_APP_TOKEN must be an app-level token (xapp-…) with the connections:write scope")
+	case appToken == "" && secret == "":
+		return nil, errors.New("Slack over HTTP needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for Socket Mode)")
+	}
+	var extra []slack.Option
+	if appToken != "" {
+		extra = append(extra, slack.OptionAppLevelToken(appToken))
+	}
+	client := slacksurface.NewClient(token, a.getenv("SLACK_API_URL"), extra...)
+	s, err := slacksurface.New(slacksurface.Options{
+		Client: client, Engine: a.engine, KV: a.store, SigningSecret: secret, Logger: a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.engine.AddNotifier(s)
+	runners = append(runners, s.Run)
+	if secret != "" {
+		s.Routes(mux)
+	}
+	if appToken != "" {
+		runners = append(runners, s.SocketMode(socketmode.New(client)))
+		a.log.Info("slack: Socket Mode", "http_routes", secret != "")
+	} else {
+		a.log.Info("slack: HTTP (POST /slack/commands, /slack/interactions, /slack/events)")
+	}
+	return runners, nil
+}
+
+// checkSlack proves the Slack tokens with auth.test (and apps.connections.open for Socket Mode).
+func checkSlack(ctx context.Context, a *app, r *checkReport) {
+	token, appToken := a.getenv("SLACK_BOT_TOKEN"), a.getenv("SLACK_APP_TOKEN")
+	if token == "" {
+		if appToken != "" {
+			r.fail("slack: SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not")
+		}
+		return
+	}
+	if appToken == "" && a.getenv("SLACK_SIGNING_SECRET") == "" {
+		r.fail("slack: neither SLACK_APP_TOKEN (Socket Mode) nor SLACK_SIGNING_SECRET (HTTP) is set")
+	}
+	var extra []slack.Option
+	if appToken != "" {
+		extra = append(extra, slack.OptionAppLevelToken(appToken))
+	}
+	api := slacksurface.NewClient(token, a.getenv("SLACK_API_URL"), extra...)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	who, err := api.AuthTestContext(cctx)
+	if err != nil {
+		r.fail("slack: SLACK_BOT_TOKEN was refused by auth.test: %v", err)
+		return
+	}
+	r.ok("slack: bot token works (workspace %s, bot user %s)", who.Team, who.User)
+	if appToken != "" {
+		if _, _, err := api.StartSocketModeContext(cctx); err != nil {
+			r.fail("slack: SLACK_APP_TOKEN was refused by apps.connections.open: %v", err)
+			return
+		}
+		r.ok("slack: app-level token accepted (Socket Mode)")
+	}
 }

@@ -70,8 +70,8 @@ type Surface struct {
 var _ bot.Notifier = (*Surface)(nil)
 
 // NewClient builds the Web API client: apiURL may be empty (https://slack.com/api/).
-// Every call has a deadline.
-func NewClient(token, apiURL string) *slack.Client {
+// Every call has a deadline. extra options come last (e.g. slack.OptionAppLevelToken).
+func NewClient(token, apiURL string, extra ...slack.Option) *slack.Client {
 	opts := []slack.Option{slack.OptionHTTPClient(&http.Client{Timeout: apiTimeout})}
 	if apiURL != "" {
 		if apiURL[len(apiURL)-1] != '/' {
@@ -79,7 +79,7 @@ func NewClient(token, apiURL string) *slack.Client {
 		}
 		opts = append(opts, slack.OptionAPIURL(apiURL))
 	}
-	return slack.New(token, opts...)
+	return slack.New(token, append(opts, extra...)...)
 }
 
 // New builds the surface. Call Run to start its workers.
