@@ -36,9 +36,20 @@ func setupSlack(ctx context.Context, a *app, mux *http.ServeMux) (runners []func
 		extra = append(extra, slack.OptionAppLevelToken(appToken))
 	}
 	client := slacksurface.NewClient(token, a.getenv("SLACK_API_URL"), extra...)
-	s, err := slacksurface.New(slacksurface.Options{
-		Client: client, Engine: a.engine, KV: a.store, SigningSecret: secret, Logger: a.log,
-	})
+	opts := slacksurface.Options{Client: client, Engine: a.engine, KV: a.store, SigningSecret: secret, Logger: a.log}
+	if a.pol.Settings.IdentityBinding == "entra_signin" {
+		// Sign-ins are kept in Redis, so this verifier and the one serving /auth/callback
+		// share them; mux is nil: the callback is mounted where Entra is set up for serve.
+		v, err := setupEntra(ctx, a, nil)
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			return nil, errors.New("settings.identity_binding: entra_signin needs an Entra app registration (AZURE_TENANT_ID and AZURE_CLIENT_ID, or ENTRA_CLIENT_ID)")
+		}
+		opts.Binder = v
+	}
+	s, err := slacksurface.New(opts)
 	if err != nil {
 		return nil, err
 	}

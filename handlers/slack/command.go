@@ -32,7 +32,7 @@ func (s *Surface) command(cmd slack.SlashCommand) any {
 	}
 	q, err := bot.ParseQuick(text, s.now(), s.loc())
 	if err != nil {
-		return ephemeralText(":warning: " + esc(describe(err)) + "\nUsage: `/activate " + esc(bot.QuickUsage) + "` — or `/activate` alone for the form.")
+		return ephemeralText(":warning: " + say(err) + "\nUsage: `/activate " + esc(bot.QuickUsage) + "` — or `/activate` alone for the form.")
 	}
 	if !s.later("quick submit", func(ctx context.Context) { s.quickSubmit(ctx, o, q) }) {
 		return ephemeralText(busyText)
@@ -65,9 +65,9 @@ func (s *Surface) openActivate(ctx context.Context, slackID, trigger, preselect 
 	}
 	var view slack.ModalViewRequest
 	if u, err := s.identify(ctx, slackID); err != nil {
-		view = infoModal("Activate access", ":warning: "+esc(describe(err)))
+		view = infoModal("Activate access", ":warning: "+say(err))
 	} else if groups, err := s.eligible(ctx, u); err != nil {
-		view = infoModal("Activate access", ":warning: "+esc(describe(err)))
+		view = infoModal("Activate access", ":warning: "+say(err))
 	} else {
 		view = activateModal(activateForm{Groups: groups, Selected: pick(groups, preselect), Opened: now})
 	}
@@ -97,7 +97,7 @@ func (s *Surface) quickSubmit(ctx context.Context, o origin, q bot.Quick) {
 	if err != nil {
 		var fe *bot.FieldError
 		if errors.As(err, &fe) {
-			s.tellText(ctx, o, ":warning: "+esc(describe(err))+"\nUsage: `/activate "+esc(bot.QuickUsage)+"`")
+			s.tellText(ctx, o, ":warning: "+say(err)+"\nUsage: `/activate "+esc(bot.QuickUsage)+"`")
 			return
 		}
 		s.tellErr(ctx, o, err)
@@ -108,6 +108,9 @@ func (s *Surface) quickSubmit(ctx context.Context, o origin, q bot.Quick) {
 
 func submittedText(r *bot.Request, g *bot.Group, now time.Time, loc *time.Location) string {
 	text := fmt.Sprintf(":white_check_mark: Request `%s` submitted: *%s* %s", r.ID, esc(r.What()), esc(r.When(now, loc)))
+	if r.State == bot.StateVerifying {
+		return text + "; next, verify with Microsoft (MFA): the link is on its way in a direct message."
+	}
 	if r.State == bot.StatePending {
 		if g != nil {
 			return text + ", waiting for approval by " + approverList(g) + "."

@@ -61,7 +61,7 @@ func (s *Surface) message(e *slackevents.MessageEvent) {
 		q, err := bot.ParseQuick(rest, s.now(), s.loc())
 		if err != nil {
 			f = func(ctx context.Context) {
-				s.tellText(ctx, o, ":warning: "+esc(describe(err))+"\nUsage: `activate "+esc(bot.QuickUsage)+"`")
+				s.tellText(ctx, o, ":warning: "+say(err)+"\nUsage: `activate "+esc(bot.QuickUsage)+"`")
 			}
 			break
 		}
@@ -85,7 +85,7 @@ func (s *Surface) publishHome(ctx context.Context, slackID string) {
 		rs, err = s.eng.List(ctx, s.actor(u), listLimit)
 	}
 	if err != nil {
-		problem = esc(describe(err))
+		problem = say(err)
 	}
 	view := homeView(groups, rs, problem, s.now(), s.loc())
 	if _, err := s.api.PublishViewContext(ctx, slack.PublishViewContextRequest{UserID: slackID, View: view}); err != nil {

@@ -128,7 +128,12 @@ type envOpt func(*Options)
 
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
-	pol, err := bot.ParsePolicy("test.yaml", []byte(testPolicy))
+	return newEnvPolicy(t, testPolicy, opts...)
+}
+
+func newEnvPolicy(t testing.TB, policy string, opts ...envOpt) *env {
+	t.Helper()
+	pol, err := bot.ParsePolicy("test.yaml", []byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,18 +11,30 @@ import (
 	"github.com/slack-go/slack"
 )
 
-// personError is a refusal to map a Slack user to a directory user, in words for them.
-type personError struct{ msg string }
+// personError is a refusal to map a Slack user to a directory user. md is mrkdwn (what
+// it quotes is escaped; it may hold a sign-in link), plain the same in plain text for modals.
+type personError struct{ md, plain string }
 
-func (e *personError) Error() string { return e.msg }
+func (e *personError) Error() string { return e.plain }
 
-// describe turns any error into words for the person who acted.
+func refuse(plain string) *personError { return &personError{md: esc(plain), plain: plain} }
+
+// describe turns any error into plain words for the person who acted.
 func describe(err error) string {
 	var pe *personError
 	if errors.As(err, &pe) {
-		return pe.msg
+		return pe.plain
 	}
 	return bot.Describe(err)
+}
+
+// say turns any error into mrkdwn for the person who acted, escaped.
+func say(err error) string {
+	var pe *personError
+	if errors.As(err, &pe) {
+		return pe.md
+	}
+	return esc(bot.Describe(err))
 }
 
 // KV keys. Slack user ids are unique within a workspace (and an Enterprise Grid).
@@ -52,35 +64,76 @@ func (s *Surface) cachedUser(ctx context.Context, slackID string) (bot.User, boo
 // of the directory user, so that DMs can reach them later.
 func (s *Surface) identify(ctx context.Context, slackID string) (bot.User, error) {
 	if slackID == "" {
-		return bot.User{}, &personError{"Slack did not say who you are; please try again."}
+		return bot.User{}, refuse("Slack did not say who you are; please try again.")
 	}
 	if u, ok := s.cachedUser(ctx, slackID); ok {
 		return u, nil
+	}
+	if s.eng.Policy().Settings.IdentityBinding == bindingSignin {
+		return s.identifyBound(ctx, slackID)
 	}
 	info, err := s.api.GetUserInfoContext(ctx, slackID)
 	if err != nil {
 		return bot.User{}, fmt.Errorf("slack users.info %s: %w", slackID, errors.Join(bot.ErrUnavailable, err))
 	}
 	if info.IsBot || info.Deleted {
-		return bot.User{}, &personError{"Bots and deactivated accounts cannot use pimbot."}
+		return bot.User{}, refuse("Bots and deactivated accounts cannot use pimbot.")
 	}
 	email := strings.TrimSpace(info.Profile.Email)
 	if email == "" {
-		return bot.User{}, &personError{"Your Slack profile shows no e-mail address to pimbot, so it cannot tell who you are in the directory. Ask your Slack administrators to let apps read e-mail addresses (scope users:read.email)."}
+		return bot.User{}, refuse("Your Slack profile shows no e-mail address to pimbot, so it cannot tell who you are in the directory. Ask your Slack administrators to let apps read e-mail addresses (scope users:read.email).")
 	}
 	u, err := s.eng.Directory().ResolveUser(ctx, email)
 	if errors.Is(err, bot.ErrNotFound) {
-		return bot.User{}, &personError{fmt.Sprintf("Your Slack e-mail address (%s) matches no one in the directory, so pimbot cannot act for you. Ask your administrators to check your account.", email)}
+		return bot.User{}, refuse(fmt.Sprintf("Your Slack e-mail address (%s) matches no one in the directory, so pimbot cannot act for you. Ask your administrators to check your account.", email))
 	}
 	if err != nil {
 		return bot.User{}, fmt.Errorf("resolve %s: %w", email, errors.Join(bot.ErrUnavailable, err))
 	}
+	s.cache(ctx, slackID, u)
+	return u, nil
+}
+
+func (s *Surface) cache(ctx context.Context, slackID string, u bot.User) {
 	if b, err := json.Marshal(u); err == nil {
 		if err := s.kv.SetValue(ctx, keyUser(slackID), string(b), s.opt.IdentityTTL); err != nil {
 			s.log.Warn("cache slack identity", "err", err)
 		}
 	}
 	s.remember(ctx, u, slackID)
+}
+
+// identifyBound maps a Slack user to the directory user they proved to be by a sign-in
+// (settings.identity_binding: entra_signin), instead of trusting the profile e-mail.
+func (s *Surface) identifyBound(ctx context.Context, slackID string) (bot.User, error) {
+	id, ok, err := s.opt.Binder.Bound(ctx, Name, slackID)
+	if err != nil {
+		return bot.User{}, fmt.Errorf("read the sign-in binding: %w", errors.Join(bot.ErrUnavailable, err))
+	}
+	if !ok {
+		ch, err := s.opt.Binder.StartBinding(ctx, Name, slackID)
+		if err != nil {
+			return bot.User{}, fmt.Errorf("start the sign-in binding: %w", errors.Join(bot.ErrUnavailable, err))
+		}
+		plain := "Before pimbot can act for you, sign in with Microsoft once so that it knows who you are; the link is in the Home tab and in /activate status."
+		md := "Before pimbot can act for you, sign in with Microsoft once so that it knows who you are."
+		if strings.HasPrefix(ch.URL, "https://") {
+			md += " <" + esc(ch.URL) + "|Sign in with Microsoft>"
+			if ch.UserCode != "" {
+				md += " and enter the code `" + esc(ch.UserCode) + "`"
+			}
+			md += ", then try again."
+		}
+		return bot.User{}, &personError{md: md, plain: plain}
+	}
+	u, err := s.eng.Directory().ResolveUser(ctx, id)
+	if errors.Is(err, bot.ErrNotFound) {
+		return bot.User{}, refuse("The directory account you signed in with no longer exists. Ask your administrators.")
+	}
+	if err != nil {
+		return bot.User{}, fmt.Errorf("resolve %s: %w", id, errors.Join(bot.ErrUnavailable, err))
+	}
+	s.cache(ctx, slackID, u)
 	return u, nil
 }
 

@@ -111,7 +111,7 @@ func (s *Surface) precheckDeny(ctx context.Context, slackID, id string) (*bot.Re
 	u, err := s.identify(ctx, slackID)
 	var pe *personError
 	if errors.As(err, &pe) {
-		return nil, esc(pe.msg)
+		return nil, pe.md
 	}
 	if err != nil {
 		return nil, ""
@@ -122,12 +122,12 @@ func (s *Surface) precheckDeny(ctx context.Context, slackID, id string) (*bot.Re
 	case errors.As(err, &perm):
 		return nil, "You can't deny this: only the approvers of its group may decide it."
 	case errors.Is(err, bot.ErrNotFound):
-		return nil, esc(describe(err))
+		return nil, say(err)
 	case err != nil:
 		return nil, ""
 	}
 	if r.State != bot.StatePending {
-		return nil, esc(describe(&bot.StateError{ID: r.ID, State: r.State, Action: "deny"}))
+		return nil, say(&bot.StateError{ID: r.ID, State: r.State, Action: "deny"})
 	}
 	g := s.groupOf(r)
 	if g == nil {
@@ -154,11 +154,11 @@ func (s *Surface) openExtend(ctx context.Context, o origin, trigger, id string) 
 	var perm *bot.PermissionError
 	switch {
 	case errors.As(err, &pe), errors.As(err, &perm), errors.Is(err, bot.ErrNotFound):
-		refusal = esc(describe(err))
+		refusal = say(err)
 	case err != nil:
 		r = nil // no answer in time: open the form; the engine decides on submit
 	case r.State != bot.StateActive || r.Kind != bot.KindActivate || r.EndReason != "":
-		refusal = esc(describe(&bot.StateError{ID: r.ID, State: r.State, Action: "extend"}))
+		refusal = say(&bot.StateError{ID: r.ID, State: r.State, Action: "extend"})
 	}
 	if refusal != "" {
 		s.tellText(ctx, o, ":no_entry: "+refusal)
@@ -177,9 +177,9 @@ func (s *Surface) openExtend(ctx context.Context, o origin, trigger, id string) 
 func (s *Surface) regroup(ctx context.Context, slackID string, view slack.View, group string) {
 	var out slack.ModalViewRequest
 	if u, err := s.identify(ctx, slackID); err != nil {
-		out = infoModal("Activate access", ":warning: "+esc(describe(err)))
+		out = infoModal("Activate access", ":warning: "+say(err))
 	} else if groups, err := s.eligible(ctx, u); err != nil {
-		out = infoModal("Activate access", ":warning: "+esc(describe(err)))
+		out = infoModal("Activate access", ":warning: "+say(err))
 	} else {
 		opened := s.now()
 		if m := parseMeta(view.PrivateMetadata); m.Opened > 0 {

@@ -69,6 +69,9 @@ func approvalMessage(v approvalView) msg {
 	if r.Ticket != "" {
 		fields = append(fields, md("*Ticket*\n"+esc(r.Ticket)))
 	}
+	if !r.MFAVerifiedAt.IsZero() {
+		fields = append(fields, md("*MFA*\npassed at "+bot.FormatTime(r.MFAVerifiedAt, v.Now, v.Loc)))
+	}
 	blocks := []slack.Block{
 		section(head),
 		slack.NewSectionBlock(nil, fields, nil),
@@ -115,6 +118,8 @@ func statusLine(r *bot.Request, parent *bot.Request, now time.Time, loc *time.Lo
 		return strings.Join(names, ", ")
 	}
 	switch r.State {
+	case bot.StateVerifying:
+		return ":lock: *Waiting for the requester to verify with Microsoft (MFA).*"
 	case bot.StatePending:
 		if len(r.Approvals) > 0 {
 			return fmt.Sprintf(":large_yellow_circle: *%d of %d approvals* so far (%s); waiting for %d more.",
@@ -283,6 +288,34 @@ func requesterMessage(ev bot.Event, g *bot.Group, now time.Time, loc *time.Locat
 	return msg{Text: stripMarks(text), Blocks: blocks}, true
 }
 
+// mfaMessage asks the requester to verify with Microsoft before the request goes on.
+// problem is set when the verification could not start.
+func mfaMessage(r *bot.Request, ch bot.Challenge, problem string, now time.Time) msg {
+	id := "`" + r.ID + "`"
+	if problem != "" {
+		text := fmt.Sprintf(":warning: Request %s needs MFA first, but the verification cannot start: %s", id, esc(problem))
+		return msg{Text: stripMarks(text), Blocks: []slack.Block{section(text),
+			slack.NewActionBlock("request:"+r.ID, button(actCancel, r.ID, "Cancel request", ""))}}
+	}
+	within := ""
+	if !ch.Expires.IsZero() && ch.Expires.After(now) {
+		within = " within " + bot.FormatDuration(ch.Expires.Sub(now).Round(time.Minute))
+	}
+	var text string
+	if ch.UserCode != "" {
+		text = fmt.Sprintf(":lock: Request %s: *%s* needs MFA. Open the Microsoft sign-in page and enter the code `%s`%s; the request goes on to its approvers after that.",
+			id, esc(r.Group), esc(ch.UserCode), within)
+	} else {
+		text = fmt.Sprintf(":lock: Request %s: *%s* needs MFA. Verify with Microsoft%s; the request goes on to its approvers after that.", id, esc(r.Group), within)
+	}
+	var buttons []slack.BlockElement
+	if strings.HasPrefix(ch.URL, "https://") && len(ch.URL) <= 3000 {
+		buttons = append(buttons, button("verify", r.ID, "Verify with Microsoft", slack.StylePrimary).WithURL(ch.URL))
+	}
+	buttons = append(buttons, button(actCancel, r.ID, "Cancel request", ""))
+	return msg{Text: stripMarks(text), Blocks: []slack.Block{section(text), slack.NewActionBlock("request:"+r.ID, buttons...)}}
+}
+
 // alertMessage tells approvers that something needs a person (a removal keeps failing,
 // the directory refused a grant).
 func alertMessage(ev bot.Event, who people) msg {
@@ -323,7 +356,7 @@ func statusBlocks(rs []*bot.Request, now time.Time, loc *time.Location) []slack.
 		switch {
 		case r.State == bot.StateActive && r.Kind == bot.KindActivate && r.EndReason == "":
 			bs = []slack.BlockElement{button(actExtend, r.ID, "Extend", slack.StylePrimary), button(actDeactivate, r.ID, "Deactivate now", slack.StyleDanger)}
-		case r.State == bot.StatePending || r.State == bot.StateScheduled:
+		case r.State == bot.StateVerifying || r.State == bot.StatePending || r.State == bot.StateScheduled:
 			bs = []slack.BlockElement{button(actCancel, r.ID, "Cancel request", "")}
 		}
 		if len(bs) > 0 {
@@ -349,7 +382,7 @@ func requestLine(r *bot.Request, now time.Time, loc *time.Location) string {
 	switch r.State {
 	case bot.StateActive:
 		line += " until " + bot.FormatTime(r.EndsAt, now, loc)
-	case bot.StatePending, bot.StateScheduled:
+	case bot.StateVerifying, bot.StatePending, bot.StateScheduled:
 		if w := r.When(now, loc); w != "" {
 			line += " · " + esc(w)
 		}

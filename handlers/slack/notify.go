@@ -245,13 +245,27 @@ func (s *Surface) alert(ctx context.Context, ev bot.Event, g *bot.Group, who peo
 // notifyRequester DMs the requester, once per event.
 func (s *Surface) notifyRequester(ctx context.Context, ev bot.Event, g *bot.Group, who people) error {
 	r := ev.Request
-	m, ok := requesterMessage(ev, g, s.now(), s.loc(), who)
-	if !ok {
-		return nil
-	}
 	key := keySent(r.ID, ev.Type, strconv.FormatInt(r.Version, 10), "requester")
 	if _, done, err := s.kv.GetValue(ctx, key); err == nil && done {
 		return nil
+	}
+	var m msg
+	if ev.Type == bot.EvMFARequired {
+		ch, err := s.eng.StartMFA(ctx, r)
+		problem := ""
+		var se *bot.StateError
+		switch {
+		case errors.As(err, &se):
+			return nil // no longer waiting for MFA (canceled, timed out): nothing to verify
+		case err != nil:
+			problem = bot.Describe(err)
+		}
+		m = mfaMessage(r, ch, problem, s.now())
+	} else {
+		var ok bool
+		if m, ok = requesterMessage(ev, g, s.now(), s.loc(), who); !ok {
+			return nil
+		}
 	}
 	id, found, err := s.slackIDOf(ctx, r.Requester)
 	if err != nil {

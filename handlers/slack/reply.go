@@ -79,7 +79,7 @@ func (s *Surface) tellText(ctx context.Context, o origin, text string) {
 
 // tellErr answers with what went wrong, in words, escaped.
 func (s *Surface) tellErr(ctx context.Context, o origin, err error) {
-	s.tellText(ctx, o, ":warning: "+esc(describe(err)))
+	s.tellText(ctx, o, ":warning: "+say(err))
 }
 
 // retryable reports whether a Slack call may succeed if tried again later.

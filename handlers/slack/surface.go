@@ -34,6 +34,7 @@ const (
 	apiTimeout           = 10 * time.Second
 	eventDedupeTTL       = time.Hour
 	listLimit            = 20
+	bindingSignin        = "entra_signin"
 )
 
 // Options wire a Surface.
@@ -51,9 +52,21 @@ type Options struct {
 	EligibleTTL   time.Duration // default DefaultEligibleTTL
 	RefTTL        time.Duration // message timestamps and Slack ids; default the policy's retention
 	ShutdownGrace time.Duration // default DefaultShutdownGrace
+	// Binder binds Slack accounts to directory users by a one-time sign-in; required when
+	// the policy says settings.identity_binding: entra_signin (else the profile e-mail is used).
+	Binder Binder
 	// ResponseURLPrefixes are the response_url prefixes the surface posts to, besides
 	// Slack's own hooks hosts (tests point them at a fake).
 	ResponseURLPrefixes []string
+}
+
+// Binder binds a chat account to a directory user by a sign-in with Entra (package entra
+// implements it).
+type Binder interface {
+	// Bound is the directory user id the account was bound to, if it was.
+	Bound(ctx context.Context, surface, chatUser string) (string, bool, error)
+	// StartBinding gives the sign-in link that binds the account.
+	StartBinding(ctx context.Context, surface, chatUser string) (bot.Challenge, error)
 }
 
 // Surface is the Slack surface and its bot.Notifier.
@@ -91,6 +104,8 @@ func New(o Options) (*Surface, error) {
 		return nil, errors.New("slack: an engine is required")
 	case o.KV == nil:
 		return nil, errors.New("slack: a KV store is required")
+	case o.Engine.Policy().Settings.IdentityBinding == bindingSignin && o.Binder == nil:
+		return nil, errors.New("slack: settings.identity_binding is entra_signin, but no Entra sign-in is configured")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

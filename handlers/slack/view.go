@@ -155,14 +155,18 @@ func accessLabel(a bot.Access) string {
 
 // approvalLine says who must approve, from the policy, for the form.
 func approvalLine(g *bot.Group) string {
+	mfa := ""
+	if g.RequireMFA {
+		mfa = "First you verify with Microsoft (MFA). "
+	}
 	if !g.RequireApproval {
-		return "No approval needed: access is granted at the start time."
+		return mfa + "No approval needed: access is granted at the start time."
 	}
 	n := "an approval"
 	if g.ApprovalsRequired > 1 {
 		n = fmt.Sprintf("%d approvals", g.ApprovalsRequired)
 	}
-	return "Needs " + n + " from " + approverList(g) + "."
+	return mfa + "Needs " + n + " from " + approverList(g) + "."
 }
 
 // approverList names a group's approvers for people.
@@ -243,7 +247,9 @@ func infoModal(title, text string) slack.ModalViewRequest {
 // submittedModal replaces the form once the engine accepted the request.
 func submittedModal(r *bot.Request, g *bot.Group, now time.Time, loc *time.Location) slack.ModalViewRequest {
 	text := fmt.Sprintf("Request `%s`: *%s* %s.", r.ID, esc(r.What()), esc(r.When(now, loc)))
-	if r.State == bot.StatePending && g != nil {
+	if r.State == bot.StateVerifying {
+		text += "\nNext: verify with Microsoft (MFA); the link is on its way in a direct message."
+	} else if r.State == bot.StatePending && g != nil {
 		text += "\nWaiting for approval by " + approverList(g) + "."
 	} else {
 		text += "\nNo approval needed."

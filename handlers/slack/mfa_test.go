@@ -1,0 +1,142 @@
+package slack
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/handlers/slack/slackfake"
+)
+
+// verifier stands in for package entra: it hands out sign-in links and remembers bindings.
+type verifier struct {
+	mu     sync.Mutex
+	bound  map[string]string // surface:chat user -> directory user id
+	starts int
+}
+
+func (v *verifier) StartMFA(ctx context.Context, r *bot.Request) (bot.Challenge, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.starts++
+	return bot.Challenge{URL: "https://login.example.com/authorize?state=mfa-" + r.ID + "&x=1", Expires: r.CreatedAt.Add(10 * time.Minute)}, nil
+}
+
+func (v *verifier) Bound(ctx context.Context, surface, chatUser string) (string, bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	id, ok := v.bound[surface+":"+chatUser]
+	return id, ok, nil
+}
+
+func (v *verifier) StartBinding(ctx context.Context, surface, chatUser string) (bot.Challenge, error) {
+	return bot.Challenge{URL: "https://login.example.com/authorize?state=bind-" + chatUser + "&y=2"}, nil
+}
+
+func (v *verifier) bind(chatUser, dirID string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.bound[Name+":"+chatUser] = dirID
+}
+
+const mfaGroup = `
+  - name: secure
+    id: g-secure
+    eligible: [alice@example.com]
+    approvers: [bob@example.com]
+    require_mfa: true
+    approval_channel: {slack: C0APPROVE}
+`
+
+func policyWith(extraGroups, settings string) string {
+	p := strings.Replace(testPolicy, "groups:\n", "groups:\n"+strings.TrimPrefix(extraGroups, "\n"), 1)
+	return strings.Replace(p, "settings: {requests_per_minute: 0, max_pending: 0}", "settings: {requests_per_minute: 0, max_pending: 0"+settings+"}", 1)
+}
+
+func TestMFA_LinkFirstThenApprovers(t *testing.T) {
+	e := newEnvPolicy(t, policyWith(mfaGroup, ""))
+	v := &verifier{bound: map[string]string{}}
+	e.eng.SetMFA(v)
+	_, name := e.command("UALICE", "secure for 1h rotating keys")
+	if reply := e.waitResponse(name); !strings.Contains(reply, "verify with Microsoft") {
+		t.Fatalf("reply: %s", reply)
+	}
+	r := e.requests("alice@example.com")[0]
+	if r.State != bot.StateVerifying {
+		t.Fatalf("state %s", r.State)
+	}
+	dm := e.waitDM("UALICE", "needs MFA", `"url":"https://login.example.com/authorize?state=mfa-`+r.ID, `"action_id":"cancel"`)
+	if strings.Contains(dm, "&amp;x=1") {
+		t.Fatalf("the button URL was escaped like text: %s", dm)
+	}
+	if len(e.fake.Calls("chat.postMessage")) != 1 {
+		t.Fatal("approvers were asked before MFA")
+	}
+	if _, err := e.eng.MFAVerified(e.ctx, r.ID, r.Requester.ID, e.clock.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	e.approvalPosted(approvals, r.ID)
+	var c slackfake.Call
+	for _, x := range e.fake.Calls("chat.postMessage") {
+		if x.Get("channel") == approvals {
+			c = x
+		}
+	}
+	if !strings.Contains(c.Get("blocks"), "*MFA*") || !strings.Contains(c.Get("blocks"), "passed at 09:01 UTC") {
+		t.Fatalf("approvers are not told MFA passed: %s", c.Get("blocks"))
+	}
+	// The MFA DM was sent once, the link started once.
+	n := 0
+	for _, d := range e.dms("UALICE") {
+		if strings.Contains(d, "needs MFA") {
+			n++
+		}
+	}
+	if n != 1 || v.starts != 1 {
+		t.Fatalf("MFA DMs %d, links %d", n, v.starts)
+	}
+}
+
+func TestBinding_SignInInsteadOfEmail(t *testing.T) {
+	policy := policyWith("", ", identity_binding: entra_signin")
+	pol, err := bot.ParsePolicy("t.yaml", []byte(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pol.Settings.IdentityBinding != bindingSignin {
+		t.Fatalf("binding %q", pol.Settings.IdentityBinding)
+	}
+	// Without a binder the surface refuses to start: it must not fall back to e-mails.
+	e0 := newEnv(t)
+	if _, err := New(Options{Client: e0.s.api, Engine: bot.New(bot.Config{Policy: pol, Store: e0.store, Directory: e0.dir}), KV: e0.store}); err == nil {
+		t.Fatal("entra_signin without a binder was accepted")
+	}
+
+	v := &verifier{bound: map[string]string{}}
+	e := newEnvPolicy(t, policy, func(o *Options) { o.Binder = v })
+	_, name := e.command("UALICE", "status")
+	reply := e.waitResponse(name)
+	if !strings.Contains(reply, "<https://login.example.com/authorize?state=bind-UALICE&amp;y=2|Sign in with Microsoft>") {
+		t.Fatalf("an unbound account must get the sign-in link: %s", reply)
+	}
+	if n := len(e.fake.Calls("users.info")); n != 0 {
+		t.Fatalf("users.info was asked (%d): the profile e-mail must not count", n)
+	}
+	// The stranger (no directory e-mail) signed in as Bob: they act as Bob.
+	v.bind("USTRANGER", e.user("bob@example.com").ID)
+	r := e.submit("alice@example.com", bot.SubmitInput{Group: "prod-db-admins", Reason: "bound"})
+	ts := e.approvalPosted(approvals, r.ID)
+	e.click("USTRANGER", actApprove, r.ID, approvals, ts)
+	e.pump("approval by the bound account", func() bool { return e.get(r.ID).State != bot.StatePending })
+	if got := e.get(r.ID); got.Approvals[0].By.Email != "bob@example.com" {
+		t.Fatalf("approved by %+v", got.Approvals[0].By)
+	}
+	// Alice, not yet bound, cannot approve as herself through her e-mail either.
+	name = e.click("UALICE", actApprove, r.ID, approvals, ts)
+	if reply := e.waitResponse(name); !strings.Contains(reply, "Sign in with Microsoft") {
+		t.Fatalf("unbound click: %s", reply)
+	}
+}
