@@ -15,9 +15,9 @@ const (
 	JobLease        = 60 * time.Second // a claim not acknowledged by then is re-delivered
 	JobTimeoutEach  = 30 * time.Second // one job's deadline (directory call included)
 	PollInterval    = 500 * time.Millisecond
-	WorkerParallel  = 32 // jobs run at once per process
-	AlertAfter      = 3  // failed removals before people are alerted
-	NotifyAttempts  = 6  // a notification is dropped (and logged) after this many failures
+	WorkerParallel  = ClaimBatch // requests whose jobs run at once per process (the directory bounds its own calls)
+	AlertAfter      = 3          // failed removals before people are alerted
+	NotifyAttempts  = 6          // a notification is dropped (and logged) after this many failures
 	maxRetryBackoff = 5 * time.Minute
 )
 
@@ -37,13 +37,24 @@ func Backoff(attempt int) time.Duration {
 }
 
 // Run claims and runs due jobs until ctx ends. Many processes may run it on one store.
-// On return, jobs this process had claimed but not finished have been handed back.
+// It claims only as many jobs as it has free slots and claims again as soon as slots free
+// up, so one slow job (a throttled Graph call) never holds back the rest of its batch.
+// On return, every job it claimed has run (jobs in flight finish within their deadline).
 func (e *Engine) Run(ctx context.Context) error {
+	slots := make(chan struct{}, WorkerParallel)
+	freed := make(chan struct{}, 1)
+	acks := e.newAcker(ctx)
+	var wg sync.WaitGroup
+	defer func() { wg.Wait(); acks.close() }()
 	var failing time.Duration // how long the queue has been failing; 0 when healthy
 	for {
-		n, err := e.RunDue(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		limit := min(cap(slots)-len(slots), ClaimBatch)
+		n, err := 0, error(nil)
+		if limit > 0 {
+			n, err = e.dispatch(ctx, limit, slots, freed, &wg, acks.add)
 		}
 		switch {
 		case err != nil && failing == 0:
@@ -55,14 +66,13 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.log.Info("job queue answers again; resuming")
 			failing = 0
 		}
-		if n >= ClaimBatch {
-			continue
+		if limit > 0 && n >= limit {
+			continue // more may be due
 		}
 		wait := e.poll
 		if failing > 0 {
 			wait = failing
-		}
-		if next, err := e.store.NextDue(ctx); err == nil && !next.IsZero() {
+		} else if next, err := e.store.NextDue(ctx); err == nil && !next.IsZero() {
 			if d := next.Sub(e.clock.Now()); d < wait {
 				wait = max(d, 5*time.Millisecond)
 			}
@@ -70,36 +80,84 @@ func (e *Engine) Run(ctx context.Context) error {
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			return nil
 		case <-e.kick:
 		case <-t.C:
+		case <-freed:
 		}
 		t.Stop()
 	}
 }
 
-// RunDue claims one batch of due jobs and runs them to completion; it returns how many it claimed.
-// Tests with an injected clock call it directly.
-func (e *Engine) RunDue(ctx context.Context) (int, error) {
+// dispatch claims up to limit jobs and starts them, one goroutine per request.
+func (e *Engine) dispatch(ctx context.Context, limit int, slots, freed chan struct{}, wg *sync.WaitGroup, ack func(string)) (int, error) {
 	now := e.clock.Now()
-	claimed, err := e.store.Claim(ctx, now, ClaimBatch, e.lease)
+	claimed, err := e.store.Claim(ctx, now, limit, e.lease)
 	if err != nil {
 		return 0, fmt.Errorf("claim jobs: %w", err)
 	}
-	if len(claimed) == 0 {
-		return 0, nil
+	for _, group := range e.groupClaims(claimed) {
+		slots <- struct{}{} // never blocks: at most limit groups, and limit slots were free
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.runGroup(ctx, now, group, ack)
+			<-slots
+			select {
+			case freed <- struct{}{}:
+			default:
+			}
+		}()
 	}
-	var (
-		mu      sync.Mutex
-		acks    []string
-		unrun   []string
-		wg      sync.WaitGroup
-		sem     = make(chan struct{}, WorkerParallel)
-		stopped = ctx.Done()
-	)
-	// Jobs of one request run in order (its notifications arrive in the order things
-	// happened); different requests run in parallel.
+	return len(claimed), nil
+}
+
+// acker acknowledges finished jobs in batches (one round trip for many notifications).
+type acker struct {
+	ids  chan string
+	done chan struct{}
+}
+
+func (e *Engine) newAcker(ctx context.Context) *acker {
+	a := &acker{ids: make(chan string, 1024), done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		var batch []string
+		flush := func() {
+			if len(batch) == 0 {
+				return
+			}
+			if err := e.store.Commit(context.WithoutCancel(ctx), &Tx{Ack: batch}); err != nil {
+				e.log.Warn("ack jobs (they will be re-delivered)", "n", len(batch), "err", err)
+			}
+			batch = nil
+		}
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case id, ok := <-a.ids:
+				if !ok {
+					flush()
+					return
+				}
+				if batch = append(batch, id); len(batch) >= 100 {
+					flush()
+				}
+			case <-t.C:
+				flush()
+			}
+		}
+	}()
+	return a
+}
+
+func (a *acker) add(id string) { a.ids <- id }
+func (a *acker) close()        { close(a.ids); <-a.done }
+
+// groupClaims groups claimed jobs by request, each group in order: the jobs of one request
+// run in order (its notifications arrive in the order things happened); different requests
+// run in parallel.
+func (e *Engine) groupClaims(claimed []Claimed) [][]Claimed {
 	var order []string
 	byReq := map[string][]Claimed{}
 	for _, c := range claimed {
@@ -111,50 +169,58 @@ func (e *Engine) RunDue(ctx context.Context) (int, error) {
 		}
 		byReq[c.Job.RequestID] = append(byReq[c.Job.RequestID], c)
 	}
+	out := make([][]Claimed, 0, len(order))
 	for _, rid := range order {
 		group := byReq[rid]
 		sort.SliceStable(group, func(i, j int) bool { return jobBefore(group[i].Job, group[j].Job) })
-		select {
-		case <-stopped:
-			for _, c := range group {
-				unrun = append(unrun, c.Job.ID)
-			}
-			continue
-		case sem <- struct{}{}:
+		out = append(out, group)
+	}
+	return out
+}
+
+// runGroup runs one request's jobs in order and reports those to acknowledge.
+func (e *Engine) runGroup(ctx context.Context, now time.Time, group []Claimed, ack func(string)) {
+	for _, c := range group {
+		// A job in flight finishes even during shutdown, within its own deadline, which
+		// ends well inside the lease, so a slow job is not run twice at once.
+		jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(JobTimeoutEach, e.lease*3/4))
+		ok, err := e.runJob(jctx, c)
+		cancel()
+		if e.hooks.JobDone != nil {
+			e.hooks.JobDone(c.Job.Kind, now.Sub(c.Job.Due), err)
 		}
+		if err != nil {
+			e.log.Warn("job failed", "job", c.Job.ID, "request_id", c.Job.RequestID, "attempt", c.Job.Attempt, "err", err)
+		}
+		if ok {
+			ack(c.Job.ID)
+		}
+	}
+}
+
+// RunDue claims one batch of due jobs and runs them to completion; it returns how many it
+// claimed. Tests with an injected clock call it directly.
+func (e *Engine) RunDue(ctx context.Context) (int, error) {
+	now := e.clock.Now()
+	claimed, err := e.store.Claim(ctx, now, ClaimBatch, e.lease)
+	if err != nil {
+		return 0, fmt.Errorf("claim jobs: %w", err)
+	}
+	var (
+		mu   sync.Mutex
+		acks []string
+		wg   sync.WaitGroup
+	)
+	for _, group := range e.groupClaims(claimed) {
 		wg.Add(1)
-		go func(group []Claimed) {
+		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			for _, c := range group {
-				// A job in flight finishes even during shutdown, within its own deadline.
-				// Its deadline ends well inside the lease, so a slow job is not run twice at once.
-				jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(JobTimeoutEach, e.lease*3/4))
-				ack, err := e.runJob(jctx, c)
-				cancel()
-				if e.hooks.JobDone != nil {
-					e.hooks.JobDone(c.Job.Kind, now.Sub(c.Job.Due), err)
-				}
-				if err != nil {
-					e.log.Warn("job failed", "job", c.Job.ID, "request_id", c.Job.RequestID, "attempt", c.Job.Attempt, "err", err)
-				}
-				if ack {
-					mu.Lock()
-					acks = append(acks, c.Job.ID)
-					mu.Unlock()
-				}
-			}
-		}(group)
+			e.runGroup(ctx, now, group, func(id string) { mu.Lock(); acks = append(acks, id); mu.Unlock() })
+		}()
 	}
 	wg.Wait()
-	bg := context.WithoutCancel(ctx)
-	if len(unrun) > 0 {
-		if err := e.store.Release(bg, unrun); err != nil {
-			e.log.Warn("hand back jobs", "n", len(unrun), "err", err)
-		}
-	}
 	if len(acks) > 0 {
-		if err := e.store.Commit(bg, &Tx{Ack: acks}); err != nil {
+		if err := e.store.Commit(context.WithoutCancel(ctx), &Tx{Ack: acks}); err != nil {
 			e.log.Warn("ack jobs (they will be re-delivered)", "n", len(acks), "err", err)
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	abstractions "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
@@ -15,12 +17,13 @@ import (
 // Graph's error code and the request id. Refusals that will not heal by retrying wrap
 // bot.ErrForbidden or bot.ErrNotFound; the rest are transient.
 type Error struct {
-	Op        string // e.g. "add member"
-	Status    int
-	Code      string
-	Message   string
-	RequestID string
-	kind      error
+	Op         string // e.g. "add member"
+	Status     int
+	Code       string
+	Message    string
+	RequestID  string
+	RetryAfter time.Duration // from Graph's Retry-After header (throttling, outages); -1 when absent
+	kind       error
 }
 
 func (e *Error) Error() string {
@@ -59,7 +62,7 @@ func wrap(op string, err error) error {
 	}
 	var od *odataerrors.ODataError
 	var ae *abstractions.ApiError
-	e := &Error{Op: op}
+	e := &Error{Op: op, RetryAfter: -1}
 	switch {
 	case errors.As(err, &od):
 		e.Status = od.ResponseStatusCode
@@ -69,13 +72,17 @@ func wrap(op string, err error) error {
 				e.RequestID = deref(inner.GetRequestId())
 			}
 		}
-		if e.RequestID == "" && od.ResponseHeaders != nil {
-			if v := od.ResponseHeaders.Get("request-id"); len(v) > 0 {
+		if h := od.ResponseHeaders; h != nil {
+			if v := h.Get("request-id"); len(v) > 0 && e.RequestID == "" {
 				e.RequestID = v[0]
 			}
+			e.RetryAfter = retryAfter(h.Get("retry-after"))
 		}
 	case errors.As(err, &ae):
 		e.Status, e.Message = ae.ResponseStatusCode, ae.Message
+		if ae.ResponseHeaders != nil {
+			e.RetryAfter = retryAfter(ae.ResponseHeaders.Get("retry-after"))
+		}
 	default:
 		return fmt.Errorf("graph: %s: %w", op, err) // network, timeout: transient
 	}
@@ -88,6 +95,28 @@ func wrap(op string, err error) error {
 		e.kind = bot.ErrForbidden // a malformed or refused change (dynamic group, last owner) will not heal
 	}
 	return e
+}
+
+func retryAfter(v []string) time.Duration {
+	if len(v) == 0 {
+		return -1
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v[0])); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v[0]); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return -1
+}
+
+// retryable reports throttling and outages: 429, 503 and 504.
+func retryable(err error) (*Error, bool) {
+	var e *Error
+	if errors.As(err, &e) && (e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable || e.Status == http.StatusGatewayTimeout) {
+		return e, true
+	}
+	return nil, false
 }
 
 func deref(s *string) string {

@@ -35,6 +35,7 @@ const DefaultBaseURL = "https://graph.microsoft.com/v1.0"
 const (
 	CallTimeout  = 20 * time.Second // one Graph call, retries of the SDK included
 	MaxInFlight  = 16               // Graph calls at once per process, so an expiry wave does not become a throttling storm
+	MaxRetries   = 3                // retries of a throttled or unavailable call, within CallTimeout; the job queue retries after that
 	UserCacheTTL = 10 * time.Minute
 	MemberTTL    = time.Minute // transitive membership answers (eligibility, approvers)
 	NegativeTTL  = time.Minute
@@ -113,10 +114,14 @@ func New(cfg Config) (*Directory, error) {
 	opts := msgraphsdk.GetDefaultClientOptions()
 	var mws []khttp.Middleware
 	for _, m := range msgraphcore.GetDefaultMiddlewaresWithOptions(&opts) {
-		// The compression handler gzips bodies, and the retry handler then re-sends them
-		// plain but still labelled gzip (kiota-http-go #183): leave it out.
-		if _, ok := m.(*khttp.CompressionHandler); ok {
+		switch m.(type) {
+		case *khttp.CompressionHandler:
+			// It gzips bodies, and a retry then re-sends them plain but still labelled gzip
+			// (kiota-http-go #183): leave it out.
 			continue
+		case *khttp.RetryHandler:
+			// Retries are ours (call), so a throttled call waits without holding a slot.
+			m = khttp.NewRetryHandlerWithOptions(khttp.RetryHandlerOptions{ShouldRetry: func(time.Duration, int, *http.Request, *http.Response) bool { return false }})
 		}
 		mws = append(mws, m)
 	}
@@ -138,17 +143,36 @@ func New(cfg Config) (*Directory, error) {
 		users: map[string]cached[bot.User]{}, groups: map[string]cached[string]{}, members: map[string]cached[bool]{}}, nil
 }
 
-// call runs one Graph call with a deadline and a bound on calls in flight.
+// call runs one Graph call with a deadline and a bound on calls in flight. Throttling (429)
+// and outages (503, 504) are retried here, honouring Retry-After, without holding a slot
+// while waiting, so one throttled call does not stall the others.
 func (d *Directory) call(ctx context.Context, f func(ctx context.Context) error) error {
-	select {
-	case d.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-d.sem }()
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
-	return f(ctx)
+	for attempt := 1; ; attempt++ {
+		select {
+		case d.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		err := f(ctx)
+		<-d.sem
+		e, again := retryable(err)
+		if !again || attempt > MaxRetries {
+			return err
+		}
+		wait := e.RetryAfter
+		if wait < 0 {
+			wait = time.Duration(1<<attempt) * time.Second / 2 // 1s, 2s, 4s
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }
 
 var guidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
