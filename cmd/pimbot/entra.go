@@ -33,3 +33,9 @@ func setupEntra(ctx context.Context, a *app, mux *http.ServeMux) (*entra.Verifie
 	}
 	return v, nil
 }
+
+// setupAuth serves GET /auth/callback (step-up MFA, sign-in binding) when Entra is configured.
+func setupAuth(ctx context.Context, a *app, mux *http.ServeMux) ([]func(context.Context) error, error) {
+	_, err := setupEntra(ctx, a, mux)
+	return nil, err
+}

@@ -65,7 +65,7 @@ func runServer(ctx context.Context, a *app, ln net.Listener) error {
 	mux := http.NewServeMux()
 	routes(a, mux)
 	var runners []func(context.Context) error
-	for _, setup := range []func(context.Context, *app, *http.ServeMux) ([]func(context.Context) error, error){setupSlack, setupTeams} {
+	for _, setup := range []func(context.Context, *app, *http.ServeMux) ([]func(context.Context) error, error){setupAuth, setupSlack, setupTeams, setupDrift} {
 		rs, err := setup(ctx, a, mux)
 		if err != nil {
 			ln.Close()
