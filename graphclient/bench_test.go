@@ -57,7 +57,7 @@ groups:
 		b.Fatal(err)
 	}
 	st := storetest.New(b)
-	eng := bot.New(bot.Config{Policy: pol, Store: st, Directory: d, Poll: 20 * time.Millisecond})
+	eng := bot.New(bot.Config{Policy: pol, Store: st, Directory: d, Poll: 20 * time.Millisecond, Logger: quiet})
 	// Activate everyone now for a few seconds, so all removals fall due within the same second.
 	due := time.Now().Add(4 * time.Second)
 	for i := 0; i < n; i++ {

@@ -13,16 +13,27 @@ import (
 	"github.com/pimbot/pimbot/bot"
 )
 
+// Application permissions, as the Entra admin center names them.
+const (
+	PermGroupMemberReadWrite = "GroupMember.ReadWrite.All"
+	PermGroupReadWrite       = "Group.ReadWrite.All"
+	PermUserRead             = "User.Read.All"
+	PermRoleManagement       = "RoleManagement.ReadWrite.Directory"
+)
+
 // Error is a refusal from Microsoft Graph, with what support tickets need: the HTTP status,
 // Graph's error code and the request id. Refusals that will not heal by retrying wrap
-// bot.ErrForbidden or bot.ErrNotFound; the rest are transient.
+// bot.ErrForbidden or bot.ErrNotFound, so the engine fails the grant and tells people;
+// the rest (throttling, outages, an expired token) are transient and retried.
 type Error struct {
-	Op         string // e.g. "add member"
-	Status     int
-	Code       string
-	Message    string
-	RequestID  string
-	RetryAfter time.Duration // from Graph's Retry-After header (throttling, outages); -1 when absent
+	Op         string // what pimbot was doing, e.g. "add member"
+	Status     int    // HTTP status
+	Code       string // Graph's error code, e.g. "Request_ResourceNotFound"
+	Message    string // Graph's message (for people and logs; never branched on)
+	RequestID  string // Graph's request-id, to quote to Microsoft support
+	Permission string // the application permission this call needs (named on a 403)
+	// RetryAfter is Graph's Retry-After (throttling, outages); -1 when absent.
+	RetryAfter time.Duration
 	kind       error
 }
 
@@ -31,38 +42,25 @@ func (e *Error) Error() string {
 	if e.RequestID != "" {
 		s += " (request-id " + e.RequestID + ")"
 	}
-	if e.Status == http.StatusForbidden {
-		s += "; " + permissionHint(e.Op)
+	if e.Status == http.StatusForbidden && e.Permission != "" {
+		s += "; the app needs the application permission " + e.Permission
 	}
 	return s
 }
 
 func (e *Error) Unwrap() error { return e.kind }
 
-// Transient reports whether retrying may help (throttling, server errors).
+// Transient reports whether retrying may help (throttling, server errors, token expiry).
 func (e *Error) Transient() bool { return e.kind == nil }
 
-func permissionHint(op string) string {
-	switch {
-	case strings.Contains(op, "owner"):
-		return "the app needs Group.ReadWrite.All (and RoleManagement.ReadWrite.Directory for a role-assignable group)"
-	case strings.Contains(op, "member"):
-		return "the app needs GroupMember.ReadWrite.All (and RoleManagement.ReadWrite.Directory for a role-assignable group)"
-	case strings.Contains(op, "user"):
-		return "the app needs User.Read.All"
-	}
-	return "the app needs GroupMember.Read.All"
-}
-
-// wrap turns what the SDK returned into our error. It never matches on free text except in
-// alreadyExists, which isolates the one case where Graph gives nothing else to go on.
-func wrap(op string, err error) error {
+// wrap turns what the SDK returned into our error. perm is the permission the call needs.
+func wrap(op, perm string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var od *odataerrors.ODataError
 	var ae *abstractions.ApiError
-	e := &Error{Op: op, RetryAfter: -1}
+	e := &Error{Op: op, Permission: perm, RetryAfter: -1}
 	switch {
 	case errors.As(err, &od):
 		e.Status = od.ResponseStatusCode
@@ -72,51 +70,78 @@ func wrap(op string, err error) error {
 				e.RequestID = deref(inner.GetRequestId())
 			}
 		}
-		if h := od.ResponseHeaders; h != nil {
-			if v := h.Get("request-id"); len(v) > 0 && e.RequestID == "" {
-				e.RequestID = v[0]
-			}
-			e.RetryAfter = retryAfter(h.Get("retry-after"))
-		}
+		e.fromHeaders(od.ResponseHeaders)
 	case errors.As(err, &ae):
 		e.Status, e.Message = ae.ResponseStatusCode, ae.Message
-		if ae.ResponseHeaders != nil {
-			e.RetryAfter = retryAfter(ae.ResponseHeaders.Get("retry-after"))
-		}
+		e.fromHeaders(ae.ResponseHeaders)
 	default:
-		return fmt.Errorf("graph: %s: %w", op, err) // network, timeout: transient
+		// Network errors and deadlines: transient. The deadline's own error stays
+		// visible with errors.Is(err, context.DeadlineExceeded).
+		return fmt.Errorf("graph: %s: %w", op, err)
 	}
 	switch {
-	case e.Status == http.StatusForbidden || e.Status == http.StatusUnauthorized && e.Code == "Authorization_RequestDenied":
+	case e.Status == http.StatusForbidden:
+		// Missing permission, a role-assignable group without RoleManagement.ReadWrite.Directory.
+		e.kind = bot.ErrForbidden
+	case e.Status == http.StatusUnauthorized && e.Code == "Authorization_RequestDenied":
 		e.kind = bot.ErrForbidden
 	case e.Status == http.StatusNotFound:
+		// No such group or user: it will not appear by retrying.
 		e.kind = bot.ErrNotFound
 	case e.Status == http.StatusBadRequest:
-		e.kind = bot.ErrForbidden // a malformed or refused change (dynamic group, last owner) will not heal
+		// A change Graph will never accept: a dynamic or synced group, the last owner.
+		e.kind = bot.ErrForbidden
 	}
 	return e
 }
 
-func retryAfter(v []string) time.Duration {
+func (e *Error) fromHeaders(h *abstractions.ResponseHeaders) {
+	if h == nil {
+		return
+	}
+	if v := h.Get("request-id"); len(v) > 0 && e.RequestID == "" {
+		e.RequestID = v[0]
+	}
+	e.RetryAfter = retryAfter(h.Get("retry-after"), time.Now())
+}
+
+// retryAfter reads a Retry-After header: seconds, or an HTTP date. -1 when absent or junk.
+func retryAfter(v []string, now time.Time) time.Duration {
 	if len(v) == 0 {
 		return -1
 	}
-	if n, err := strconv.Atoi(strings.TrimSpace(v[0])); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
+	s := strings.TrimSpace(v[0])
+	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+		return min(time.Duration(n)*time.Second, maxRetryAfter)
 	}
-	if t, err := http.ParseTime(v[0]); err == nil {
-		return max(time.Until(t), 0)
+	if t, err := http.ParseTime(s); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter)
 	}
 	return -1
 }
 
-// retryable reports throttling and outages: 429, 503 and 504.
-func retryable(err error) (*Error, bool) {
-	var e *Error
-	if errors.As(err, &e) && (e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable || e.Status == http.StatusGatewayTimeout) {
-		return e, true
+// maxRetryAfter caps what a Retry-After can make us wait inside one call; a longer pause is
+// the job queue's business.
+const maxRetryAfter = 5 * time.Minute
+
+// retryable reports a failure worth retrying inside one call: throttling (429), server
+// errors (500, 502, 503, 504) and network errors, an attempt's own timeout included (the
+// caller stops when the call's context ends). Every call pimbot makes is safe to repeat:
+// reads are reads, adding a holder again answers "already exists", removing again 404.
+func retryable(err error) (retryAfter time.Duration, ok bool) {
+	if err == nil {
+		return 0, false
 	}
-	return nil, false
+	var e *Error
+	if !errors.As(err, &e) {
+		return -1, true // network error
+	}
+	switch e.Status {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return e.RetryAfter, true
+	}
+	return 0, false
 }
 
 func deref(s *string) string {
@@ -126,17 +151,29 @@ func deref(s *string) string {
 	return *s
 }
 
-// alreadyExists reports Graph's answer to adding someone who already holds the access:
-// 400 Request_BadRequest "One or more added object references already exist for the
-// following modified properties: 'members'." Graph has no dedicated code for it.
+// statusOf is the HTTP status of a Graph refusal, 0 for anything else.
+func statusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+// alreadyExists reports Graph's answer to adding someone who already holds the access.
+//
+// Graph gives this case no code of its own: it answers 400 with the generic code
+// Request_BadRequest and the message "One or more added object references already exist
+// for the following modified properties: 'members'." (or 'owners'). Status and code are
+// checked first; the message is the only thing that tells this case from other 400s (a
+// dynamic group, a malformed body), so the one text match pimbot makes lives here and
+// nowhere else. If Graph ever rewords it, adds fail loudly (ErrForbidden) rather than
+// succeeding silently.
 func alreadyExists(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Status == http.StatusBadRequest && e.Code == "Request_BadRequest" &&
-		strings.Contains(e.Message, "added object references already exist")
+		strings.Contains(strings.ToLower(e.Message), "added object references already exist")
 }
 
-// notFound reports a 404 (removing someone who is not a holder is success).
-func notFound(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Status == http.StatusNotFound
-}
+// notFound reports a 404: removing someone who is not a holder is success.
+func notFound(err error) bool { return statusOf(err) == http.StatusNotFound }

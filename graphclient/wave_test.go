@@ -44,7 +44,7 @@ groups:
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)}
-	eng := bot.New(bot.Config{Policy: pol, Store: storetest.New(t), Directory: d, Clock: clk})
+	eng := bot.New(bot.Config{Policy: pol, Store: storetest.New(t), Directory: d, Clock: clk, Logger: quiet})
 	for _, m := range members {
 		u, err := d.ResolveUser(ctx, m)
 		if err != nil {

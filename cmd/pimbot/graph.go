@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -12,18 +11,28 @@ import (
 	"github.com/pimbot/pimbot/graphclient"
 )
 
-// graphConfigured reports whether Graph credentials are set (ok=false: the local directory).
+// graphConfigured reports whether Microsoft Graph is to be used: a development token, an app
+// registration (AZURE_CLIENT_ID with a tenant, or workload identity's token file), an Azure
+// managed identity endpoint, or PIMBOT_DIRECTORY=graph (a managed identity on a VM or AKS,
+// where nothing else reveals one). PIMBOT_DIRECTORY=local forces the local directory.
 func graphConfigured(getenv func(string) string) bool {
+	switch strings.ToLower(getenv("PIMBOT_DIRECTORY")) {
+	case "graph":
+		return true
+	case "local":
+		return false
+	}
 	if getenv("GRAPH_ACCESS_TOKEN") != "" {
 		return true
 	}
 	if getenv("AZURE_CLIENT_ID") != "" && (getenv("AZURE_TENANT_ID") != "" || getenv("AZURE_FEDERATED_TOKEN_FILE") != "") {
 		return true
 	}
-	return getenv("PIMBOT_DIRECTORY") == "graph" // managed identity: nothing else to detect it by
+	return getenv("IDENTITY_ENDPOINT") != "" || getenv("MSI_ENDPOINT") != "" // App Service, Functions, Container Apps, Arc
 }
 
-// graphDirectory returns the Microsoft Graph directory when Graph credentials are set.
+// graphDirectory returns the Microsoft Graph directory when Graph is configured: one shared
+// client for the whole process.
 func graphDirectory(ctx context.Context, a *app) (d bot.Directory, ok bool, err error) {
 	if !graphConfigured(a.getenv) {
 		return nil, false, nil
@@ -34,42 +43,94 @@ func graphDirectory(ctx context.Context, a *app) (d bot.Directory, ok bool, err 
 	if err != nil {
 		return nil, false, err
 	}
-	a.log.Info("directory: Microsoft Graph", "base", firstNonEmpty(cfg.BaseURL, graphclient.DefaultBaseURL))
-	return g, true, nil
-}
-
-func firstNonEmpty(xs ...string) string {
-	for _, x := range xs {
-		if x != "" {
-			return x
-		}
+	how := "azidentity (AZURE_* variables, workload or managed identity)"
+	if cfg.AccessToken != "" {
+		how = "GRAPH_ACCESS_TOKEN (development only)"
 	}
-	return ""
+	a.log.Info("directory: Microsoft Graph", "base", g.BaseURL(), "credential", how)
+	return g, true, nil
 }
 
 func init() { extraChecks = append(extraChecks, checkGraph) }
 
-// checkGraph resolves every managed group in Graph, and says which permission a refusal means.
+// checkGraph proves the Graph setup: a token, the permissions it carries, and every managed
+// group read by id, saying which permission is missing when Graph refuses.
 func checkGraph(ctx context.Context, a *app, r *checkReport) {
 	g, ok := a.dir.(*graphclient.Directory)
 	if !ok {
 		r.ok("directory: local (from the policy file); set AZURE_* or GRAPH_ACCESS_TOKEN for Microsoft Graph")
 		return
 	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	tok, err := g.Token(tctx)
+	cancel()
+	if err != nil {
+		r.fail("graph: no token: %v", err)
+		return
+	}
+	owners := false
+	for _, grp := range a.pol.Groups {
+		owners = owners || grp.Allows(bot.Owner)
+	}
+	if tok.Known {
+		r.ok("graph: token for %s (application permissions: %s)", g.BaseURL(), orNone(tok.Roles))
+		need := []struct{ perm, why string }{
+			{graphclient.PermGroupMemberReadWrite, "add and remove members, read groups, list members for drift"},
+			{graphclient.PermUserRead, "find people by e-mail or UPN, check group: eligibility and approvers"},
+		}
+		if owners {
+			need = append(need, struct{ perm, why string }{graphclient.PermGroupReadWrite, "add and remove owners, which a group of the policy allows"})
+		}
+		for _, n := range need {
+			if !tok.Has(n.perm) {
+				r.fail("graph: the app lacks the application permission %s (%s); add it and grant admin consent", n.perm, n.why)
+			}
+		}
+	} else {
+		r.ok("graph: token for %s (not a JWT: its permissions are judged by the calls below)", g.BaseURL())
+	}
 	for _, grp := range a.pol.Groups {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		name, err := g.GroupName(cctx, grp.ID)
+		info, err := g.Group(cctx, grp.ID)
 		cancel()
 		var ge *graphclient.Error
 		switch {
 		case err == nil:
-			r.ok("graph: group %s (%s) is %q", grp.Name, grp.ID, name)
-		case errors.As(err, &ge) && (ge.Status == 401 || ge.Status == 403):
-			r.fail("graph: group %s: refused (HTTP %d %s): grant the app GroupMember.Read.All (reads), GroupMember.ReadWrite.All (members), Group.ReadWrite.All (owners), User.Read.All, and RoleManagement.ReadWrite.Directory for role-assignable groups", grp.Name, ge.Status, ge.Code)
+			checkGroupInfo(r, grp, info, tok)
+		case errors.As(err, &ge) && ge.Status == http.StatusForbidden:
+			r.fail("graph: group %s: refused (HTTP 403 %s): the app lacks %s (it also covers reading groups); add it and grant admin consent",
+				grp.Name, ge.Code, graphclient.PermGroupMemberReadWrite)
+		case errors.As(err, &ge) && ge.Status == http.StatusUnauthorized:
+			r.fail("graph: group %s: the token was refused (HTTP 401 %s): check the AZURE_* variables (or GRAPH_ACCESS_TOKEN) and that GRAPH_API_URL is the cloud of that tenant",
+				grp.Name, ge.Code)
 		case errors.Is(err, bot.ErrNotFound):
 			r.fail("graph: group %s: no group with id %s in this tenant", grp.Name, grp.ID)
 		default:
-			r.fail("graph: group %s: %v", grp.Name, strings.TrimPrefix(fmt.Sprint(err), "graph: "))
+			r.fail("graph: group %s: %v", grp.Name, strings.TrimPrefix(err.Error(), "graph: "))
 		}
 	}
+}
+
+func checkGroupInfo(r *checkReport, grp *bot.Group, info graphclient.GroupInfo, tok graphclient.TokenInfo) {
+	switch {
+	case info.Dynamic:
+		r.fail("graph: group %s (%s) %q has dynamic membership: nobody can add or remove its members; manage an assigned group instead", grp.Name, grp.ID, info.Name)
+	case info.Synced:
+		r.fail("graph: group %s (%s) %q is synced from on-premises Active Directory: its membership cannot be changed in Entra", grp.Name, grp.ID, info.Name)
+	case info.RoleAssignable && tok.Known && !tok.Has(graphclient.PermRoleManagement):
+		r.fail("graph: group %s (%s) %q is role-assignable: the app also needs %s; add it and grant admin consent", grp.Name, grp.ID, info.Name, graphclient.PermRoleManagement)
+	case info.RoleAssignable && !tok.Known:
+		r.ok("graph: group %s (%s) is %q (role-assignable: the app also needs %s)", grp.Name, grp.ID, info.Name, graphclient.PermRoleManagement)
+	case info.RoleAssignable:
+		r.ok("graph: group %s (%s) is %q (role-assignable)", grp.Name, grp.ID, info.Name)
+	default:
+		r.ok("graph: group %s (%s) is %q", grp.Name, grp.ID, info.Name)
+	}
+}
+
+func orNone(xs []string) string {
+	if len(xs) == 0 {
+		return "none"
+	}
+	return strings.Join(xs, ", ")
 }

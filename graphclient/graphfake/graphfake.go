@@ -1,80 +1,167 @@
 // Package graphfake is a fake Microsoft Graph on httptest that speaks the wire format pimbot
 // uses: $ref bodies for adding members and owners, DELETE .../$ref, user and group lookups,
-// checkMemberGroups (transitive), member listing, Graph's real error bodies and codes, and
-// throttling (429 with Retry-After) or outages (503) on demand. It refuses a body labelled
-// gzip that is not gzip, and records whether each request carried a bearer token.
+// checkMemberGroups (transitive), paged member and owner listings, Graph's real error bodies
+// and codes, application permissions read from the token's roles claim (403
+// Authorization_RequestDenied when one is missing, RoleManagement.ReadWrite.Directory for
+// role-assignable groups), and throttling (429 with Retry-After) or outages (503) on demand.
+//
+// It gunzips request bodies labelled gzip and fails loudly (a 400 and a recorded violation)
+// when a body claims gzip but is not; it records every request with whether an
+// Authorization header arrived. Other packages' tests use it with the real SDK client
+// pointed at BaseURL() through GRAPH_API_URL.
 package graphfake
 
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"testing"
 	"time"
 )
 
-// User and Group are the fake tenant's objects.
+// User is a user of the fake tenant.
 type User struct{ ID, Mail, UPN, Name string }
 
+// Group is a group of the fake tenant.
 type Group struct {
 	ID, Mail, Name string
+	RoleAssignable bool            // isAssignableToRole: changes need RoleManagement.ReadWrite.Directory
+	Dynamic        bool            // groupTypes contains DynamicMembership
+	Synced         bool            // onPremisesSyncEnabled
 	Members        map[string]bool // user ids, or group ids of nested groups
 	Owners         map[string]bool
 }
 
 // Call is one request the fake answered.
 type Call struct {
-	Method, Path string
-	Status       int
-	Auth         string // the Authorization header
-	At           time.Time
+	Method, Path, Query string
+	Status              int
+	Auth                string // the Authorization header as it arrived ("" when none did)
+	Gzip                bool   // the body was labelled Content-Encoding: gzip
+	Body                string // the request body, gunzipped
+	At                  time.Time
 }
+
+// Authorized reports whether an Authorization header arrived.
+func (c Call) Authorized() bool { return c.Auth != "" }
 
 // Server is the fake Graph. BaseURL() is what GRAPH_API_URL should be.
 type Server struct {
 	*httptest.Server
-	Token string // the bearer token required; empty: any
+	// Token, when set, is a bearer token accepted with every permission. Tokens made by
+	// Mint are accepted with the roles they carry. Anything else answers 401. With no Token
+	// set, any bearer token is accepted with every permission.
+	Token string
+	// PageSize is the page of member and owner listings without $top (Graph: 100), and
+	// MaxPage the most a page holds whatever $top asks (Graph: 999).
+	PageSize, MaxPage int
+	// Latency is added to every answer (a Graph round trip), 0 by default.
+	Latency time.Duration
 
-	mu     sync.Mutex
-	users  map[string]*User
-	groups map[string]*Group
-	calls  []Call
-	fault  func(r *http.Request) (status int, retryAfter string)
+	mu         sync.Mutex
+	users      map[string]*User
+	groups     map[string]*Group
+	calls      []Call
+	violations []string
+	fault      func(r *http.Request) (status int, retryAfter string)
+	minted     map[string][]string
+
+	inFlight, peak atomic.Int64
+	seq            atomic.Int64
 }
 
-// New starts an empty fake tenant.
+// New starts an empty fake tenant. Close it when done (Start does that for a test).
 func New() *Server {
-	s := &Server{users: map[string]*User{}, groups: map[string]*Group{}}
+	s := &Server{users: map[string]*User{}, groups: map[string]*Group{}, minted: map[string][]string{}, PageSize: 100, MaxPage: 999}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// Start is New for a test: the server closes when the test ends, and the test fails if any
+// request broke the wire format (see Violations).
+func Start(t testing.TB) *Server {
+	s := New()
+	t.Cleanup(func() {
+		s.Close()
+		for _, v := range s.Violations() {
+			t.Errorf("fake Graph: %s", v)
+		}
+	})
 	return s
 }
 
 // BaseURL is the Graph base (…/v1.0).
 func (s *Server) BaseURL() string { return s.URL + "/v1.0" }
 
-// AddUser and AddGroup populate the tenant.
+// Mint makes a bearer token that carries the given application permissions in its roles
+// claim, shaped like Entra's (a JWT; the signature is not real).
+func (s *Server) Mint(roles ...string) string {
+	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"typ":"JWT","alg":"RS256"}`))
+	claims, _ := json.Marshal(map[string]any{"aud": "https://graph.microsoft.com", "appid": "fake-app",
+		"roles": roles, "jti": strconv.FormatInt(s.seq.Add(1), 10)})
+	tok := hdr + "." + base64.RawURLEncoding.EncodeToString(claims) + ".fake-signature"
+	s.mu.Lock()
+	s.minted[tok] = append([]string(nil), roles...)
+	s.mu.Unlock()
+	return tok
+}
+
+// AddUser adds a user.
 func (s *Server) AddUser(u User) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	u.ID = strings.ToLower(u.ID)
 	s.users[u.ID] = &u
 }
 
+// AddGroup adds a group with direct members (user ids, or ids of nested groups).
 func (s *Server) AddGroup(id, mail string, members ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g := &Group{ID: id, Mail: mail, Name: mail, Members: map[string]bool{}, Owners: map[string]bool{}}
-	for _, m := range members {
-		g.Members[m] = true
-	}
-	s.groups[id] = g
+	s.PutGroup(Group{ID: id, Mail: mail, Name: mail}, members...)
 }
 
-// Fault makes matching requests fail: status 429 or 503 (with Retry-After), 0 to pass.
+// PutGroup adds (or replaces) a group described in full.
+func (s *Server) PutGroup(g Group, members ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g.ID = strings.ToLower(g.ID)
+	if g.Members == nil {
+		g.Members = map[string]bool{}
+	}
+	if g.Owners == nil {
+		g.Owners = map[string]bool{}
+	}
+	for _, m := range members {
+		g.Members[strings.ToLower(m)] = true
+	}
+	s.groups[g.ID] = &g
+}
+
+// Grant makes a user a member (or owner) directly, as an admin in the portal would.
+func (s *Server) Grant(groupID, userID string, owner bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.groups[strings.ToLower(groupID)]; g != nil {
+		if owner {
+			g.Owners[strings.ToLower(userID)] = true
+		} else {
+			g.Members[strings.ToLower(userID)] = true
+		}
+	}
+}
+
+// Fault makes matching requests fail with status (429, 500, 503, 504, 403) and a
+// Retry-After header when retryAfter is set; status 0 lets the request through.
 func (s *Server) Fault(f func(r *http.Request) (status int, retryAfter string)) {
 	s.mu.Lock()
 	s.fault = f
@@ -85,14 +172,14 @@ func (s *Server) Fault(f func(r *http.Request) (status int, retryAfter string)) 
 func (s *Server) Holds(groupID, userID string, owner bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g := s.groups[groupID]
+	g := s.groups[strings.ToLower(groupID)]
 	if g == nil {
 		return false
 	}
 	if owner {
-		return g.Owners[userID]
+		return g.Owners[strings.ToLower(userID)]
 	}
-	return g.Members[userID]
+	return g.Members[strings.ToLower(userID)]
 }
 
 // Calls returns the requests answered so far.
@@ -102,28 +189,43 @@ func (s *Server) Calls() []Call {
 	return append([]Call(nil), s.calls...)
 }
 
+// Violations lists requests that broke Graph's wire format (a body labelled gzip that is
+// not gzip, a JSON body without its content type, a malformed $ref body, an unknown path).
+func (s *Server) Violations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.violations...)
+}
+
+// PeakInFlight is the most requests the fake was answering at once.
+func (s *Server) PeakInFlight() int { return int(s.peak.Load()) }
+
+func (s *Server) violate(format string, args ...any) {
+	s.mu.Lock()
+	s.violations = append(s.violations, fmt.Sprintf(format, args...))
+	s.mu.Unlock()
+}
+
 // graphError writes Graph's error body.
-func graphError(w http.ResponseWriter, status int, code, msg string) {
+func (s *Server) graphError(w http.ResponseWriter, status int, code, msg string) {
+	rid := fmt.Sprintf("00000000-fa4e-4000-8000-%012d", s.seq.Add(1))
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("request-id", "fake-req-"+fmt.Sprint(time.Now().UnixNano()))
+	w.Header().Set("request-id", rid)
+	w.Header().Set("client-request-id", rid)
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
 		"code": code, "message": msg,
-		"innerError": map[string]any{"date": time.Now().UTC().Format("2006-01-02T15:04:05"), "request-id": "fake-req-1", "client-request-id": "fake-client-1"},
+		"innerError": map[string]any{"date": time.Now().UTC().Format("2006-01-02T15:04:05"), "request-id": rid, "client-request-id": rid},
 	}})
+}
+
+func notFoundMsg(id string) string {
+	return fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", id)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
-}
-
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	rec := &statusRecorder{ResponseWriter: w, status: 200}
-	s.handle(rec, r)
-	s.mu.Lock()
-	s.calls = append(s.calls, Call{Method: r.Method, Path: r.URL.Path, Status: rec.status, Auth: r.Header.Get("Authorization"), At: time.Now()})
-	s.mu.Unlock()
 }
 
 type statusRecorder struct {
@@ -133,29 +235,77 @@ type statusRecorder struct {
 
 func (r *statusRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
 
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
+	}
+	if s.Latency > 0 {
+		time.Sleep(s.Latency)
+	}
+	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	body, berr := s.body(r)
+	s.handle(rec, r, body, berr)
+	s.mu.Lock()
+	s.calls = append(s.calls, Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rec.status,
+		Auth: r.Header.Get("Authorization"), Gzip: r.Header.Get("Content-Encoding") == "gzip", Body: string(body), At: time.Now()})
+	s.mu.Unlock()
+}
+
+// body reads the request body, gunzipping it when it is labelled gzip.
 func (s *Server) body(r *http.Request) ([]byte, error) {
 	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		return nil, err
 	}
-	if r.Header.Get("Content-Encoding") == "gzip" {
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
 		zr, err := gzip.NewReader(bytes.NewReader(raw))
 		if err != nil {
-			return nil, fmt.Errorf("body labelled gzip is not gzip: %w", err)
+			s.violate("%s %s: body labelled Content-Encoding: gzip is not gzip (%d bytes: %.40q)", r.Method, r.URL.Path, len(raw), raw)
+			return raw, fmt.Errorf("the request body is labelled gzip but is not gzip: %w", err)
 		}
 		return io.ReadAll(zr)
 	}
 	return raw, nil
 }
 
-func userJSON(u *User) map[string]any {
-	return map[string]any{"@odata.type": "#microsoft.graph.user", "id": u.ID, "mail": u.Mail, "userPrincipalName": u.UPN, "displayName": u.Name}
+// Permissions each kind of call needs: any one of a set.
+var (
+	readUsers   = []string{"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+	readGroups  = []string{"GroupMember.Read.All", "GroupMember.ReadWrite.All", "Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+	writeMember = []string{"GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"}
+	writeOwner  = []string{"Group.ReadWrite.All", "Directory.ReadWrite.All"}
+	roleMgmt    = []string{"RoleManagement.ReadWrite.Directory"}
+)
+
+// authorize answers 401 for a missing or unknown token and returns the token's roles (nil: all).
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (roles []string, all, ok bool) {
+	auth := r.Header.Get("Authorization")
+	tok, isBearer := strings.CutPrefix(auth, "Bearer ")
+	if !isBearer || tok == "" {
+		s.graphError(w, 401, "InvalidAuthenticationToken", "Access token is empty.")
+		return nil, false, false
+	}
+	s.mu.Lock()
+	roles, minted := s.minted[tok]
+	s.mu.Unlock()
+	switch {
+	case minted:
+		return roles, false, true
+	case s.Token == "" || tok == s.Token:
+		return nil, true, true
+	}
+	s.graphError(w, 401, "InvalidAuthenticationToken", "IDX14100: JWT is not well formed, there are no dots (.).")
+	return nil, false, false
 }
 
-func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
-	auth := r.Header.Get("Authorization")
-	if !strings.HasPrefix(auth, "Bearer ") || (s.Token != "" && auth != "Bearer "+s.Token) {
-		graphError(w, 401, "InvalidAuthenticationToken", "Access token is empty.")
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte, bodyErr error) {
+	roles, all, ok := s.authorize(w, r)
+	if !ok {
+		return
+	}
+	if bodyErr != nil {
+		s.graphError(w, 400, "BadRequest", bodyErr.Error())
 		return
 	}
 	s.mu.Lock()
@@ -163,141 +313,221 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if fault != nil {
 		if status, after := fault(r); status != 0 {
-			if after != "" {
-				w.Header().Set("Retry-After", after)
-			}
-			code := "TooManyRequests"
-			if status == 503 {
-				code = "serviceNotAvailable"
-			}
-			graphError(w, status, code, "Fake Graph is unavailable.")
+			s.faultAnswer(w, status, after)
 			return
 		}
 	}
+	if r.Method == http.MethodPost && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		s.violate("%s %s: a JSON body sent as Content-Type %q", r.Method, r.URL.Path, r.Header.Get("Content-Type"))
+		s.graphError(w, 415, "UnsupportedMediaType", "Content-Type must be application/json.")
+		return
+	}
+	need := func(sets ...[]string) bool {
+		if all {
+			return true
+		}
+		for _, set := range sets {
+			if !slices.ContainsFunc(set, func(p string) bool { return slices.Contains(roles, p) }) {
+				s.graphError(w, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+				return false
+			}
+		}
+		return true
+	}
 	path := strings.TrimPrefix(r.URL.Path, "/v1.0")
 	parts := strings.Split(strings.Trim(path, "/"), "/")
+	for i := range parts {
+		if parts[0] != "users" || i != 1 { // user refs may be UPNs; everything else is an id
+			parts[i] = strings.ToLower(parts[i])
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case r.Method == "POST" && len(parts) == 4 && parts[0] == "groups" && parts[3] == "$ref":
-		s.addRef(w, r, parts[1], parts[2])
-	case r.Method == "DELETE" && len(parts) == 5 && parts[0] == "groups" && parts[4] == "$ref":
+	case r.Method == "POST" && len(parts) == 4 && parts[0] == "groups" && parts[3] == "$ref" && (parts[2] == "members" || parts[2] == "owners"):
 		g := s.groups[parts[1]]
-		set := map[string]bool(nil)
-		if g != nil {
-			set = g.Members
-			if parts[2] == "owners" {
-				set = g.Owners
-			}
+		perms := [][]string{writeMember}
+		if parts[2] == "owners" {
+			perms = [][]string{writeOwner}
 		}
-		if g == nil || !set[parts[3]] {
-			graphError(w, 404, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", parts[3]))
-			return
+		if g != nil && g.RoleAssignable {
+			perms = append(perms, roleMgmt)
 		}
-		if parts[2] == "owners" && len(g.Owners) == 1 {
-			graphError(w, 400, "Request_BadRequest", "The group must have at least one owner, hence this owner cannot be removed.")
-			return
+		if need(perms...) {
+			s.addRef(w, r, g, parts[1], parts[2], body)
 		}
-		delete(set, parts[3])
-		w.WriteHeader(204)
+	case r.Method == "DELETE" && len(parts) == 5 && parts[0] == "groups" && parts[4] == "$ref" && (parts[2] == "members" || parts[2] == "owners"):
+		g := s.groups[parts[1]]
+		perms := [][]string{writeMember}
+		if parts[2] == "owners" {
+			perms = [][]string{writeOwner}
+		}
+		if g != nil && g.RoleAssignable {
+			perms = append(perms, roleMgmt)
+		}
+		if need(perms...) {
+			s.deleteRef(w, g, parts[1], parts[2], parts[3])
+		}
 	case r.Method == "GET" && len(parts) == 2 && parts[0] == "users":
+		if !need(readUsers) {
+			return
+		}
 		if u := s.findUser(parts[1]); u != nil {
 			writeJSON(w, userJSON(u))
 			return
 		}
-		graphError(w, 404, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", parts[1]))
+		s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(parts[1]))
 	case r.Method == "GET" && len(parts) == 1 && parts[0] == "users":
-		mail := filterValue(r, "mail")
-		var out []any
-		for _, u := range s.users {
+		if !need(readUsers) {
+			return
+		}
+		mail, ok := s.filterValue(w, r, "mail")
+		if !ok {
+			return
+		}
+		out := []any{}
+		for _, u := range s.sortedUsers() {
 			if strings.EqualFold(u.Mail, mail) {
 				out = append(out, userJSON(u))
 			}
 		}
-		writeJSON(w, map[string]any{"value": out})
+		writeJSON(w, map[string]any{"@odata.context": s.BaseURL() + "/$metadata#users", "value": out})
 	case r.Method == "GET" && len(parts) == 1 && parts[0] == "groups":
-		mail := filterValue(r, "mail")
-		var out []any
+		if !need(readGroups) {
+			return
+		}
+		mail, ok := s.filterValue(w, r, "mail")
+		if !ok {
+			return
+		}
+		out := []any{}
 		for _, g := range s.groups {
 			if strings.EqualFold(g.Mail, mail) {
-				out = append(out, map[string]any{"id": g.ID})
+				out = append(out, map[string]any{"@odata.type": "#microsoft.graph.group", "id": g.ID})
 			}
 		}
 		writeJSON(w, map[string]any{"value": out})
 	case r.Method == "GET" && len(parts) == 2 && parts[0] == "groups":
-		g := s.groups[parts[1]]
-		if g == nil {
-			graphError(w, 404, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", parts[1]))
+		if !need(readGroups) {
 			return
 		}
-		writeJSON(w, map[string]any{"id": g.ID, "displayName": g.Name, "isAssignableToRole": false})
+		g := s.groups[parts[1]]
+		if g == nil {
+			s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(parts[1]))
+			return
+		}
+		types := []string{}
+		if g.Dynamic {
+			types = append(types, "DynamicMembership")
+		}
+		writeJSON(w, map[string]any{"id": g.ID, "displayName": g.Name, "mail": g.Mail, "isAssignableToRole": g.RoleAssignable,
+			"groupTypes": types, "onPremisesSyncEnabled": g.Synced})
 	case r.Method == "GET" && len(parts) == 3 && parts[0] == "groups" && (parts[2] == "members" || parts[2] == "owners"):
-		g := s.groups[parts[1]]
-		if g == nil {
-			graphError(w, 404, "Request_ResourceNotFound", "Resource does not exist.")
-			return
+		if need(readGroups) {
+			s.list(w, r, parts[1], parts[2])
 		}
-		set := g.Members
-		if parts[2] == "owners" {
-			set = g.Owners
+	case r.Method == "POST" && len(parts) == 3 && parts[0] == "users" && parts[2] == "checkmembergroups":
+		if need(readUsers, readGroups) {
+			s.checkMemberGroups(w, parts[1], body)
 		}
-		var out []any
-		for id := range set {
-			if u := s.users[id]; u != nil {
-				out = append(out, userJSON(u))
-			}
-		}
-		writeJSON(w, map[string]any{"value": out})
-	case r.Method == "POST" && len(parts) == 3 && parts[0] == "users" && parts[2] == "checkMemberGroups":
-		s.checkMemberGroups(w, r, parts[1])
 	default:
-		graphError(w, 400, "BadRequest", "Resource not found for the segment '"+path+"'.")
+		s.violate("%s %s: no such Graph call", r.Method, r.URL.Path)
+		s.graphError(w, 400, "BadRequest", "Resource not found for the segment '"+path+"'.")
 	}
 }
 
-func filterValue(r *http.Request, field string) string {
+func (s *Server) faultAnswer(w http.ResponseWriter, status int, after string) {
+	if after != "" {
+		w.Header().Set("Retry-After", after)
+	}
+	switch status {
+	case 429:
+		s.graphError(w, 429, "TooManyRequests", "Too many requests. Please retry after the time in the Retry-After header.")
+	case 403:
+		s.graphError(w, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+	case 503:
+		s.graphError(w, 503, "serviceNotAvailable", "Service unavailable. Please retry after the time in the Retry-After header.")
+	case 504:
+		s.graphError(w, 504, "GatewayTimeout", "The gateway timed out.")
+	default:
+		s.graphError(w, status, "UnknownError", "An internal server error occurred.")
+	}
+}
+
+func userJSON(u *User) map[string]any {
+	return map[string]any{"@odata.type": "#microsoft.graph.user", "id": u.ID, "mail": nullable(u.Mail),
+		"userPrincipalName": u.UPN, "displayName": u.Name}
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (s *Server) sortedUsers() []*User {
+	out := make([]*User, 0, len(s.users))
+	for _, u := range s.users {
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// filterValue reads `$filter=<field> eq '<value>'`; anything else is a 400, as Graph answers
+// a filter it does not support.
+func (s *Server) filterValue(w http.ResponseWriter, r *http.Request, field string) (string, bool) {
 	f := r.URL.Query().Get("$filter")
 	v, ok := strings.CutPrefix(f, field+" eq '")
-	if !ok {
-		return "\x00"
+	if ok {
+		v, ok = strings.CutSuffix(v, "'")
 	}
-	return strings.ReplaceAll(strings.TrimSuffix(v, "'"), "''", "'")
+	if !ok || strings.Contains(strings.ReplaceAll(v, "''", ""), "'") {
+		s.graphError(w, 400, "Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified for property '"+field+"'.")
+		return "", false
+	}
+	return strings.ReplaceAll(v, "''", "'"), true
 }
 
 func (s *Server) findUser(ref string) *User {
+	ref = strings.ToLower(ref)
+	if u := s.users[ref]; u != nil {
+		return u
+	}
 	for _, u := range s.users {
-		if strings.EqualFold(u.ID, ref) || strings.EqualFold(u.UPN, ref) {
+		if strings.EqualFold(u.UPN, ref) {
 			return u
 		}
 	}
 	return nil
 }
 
-func (s *Server) addRef(w http.ResponseWriter, r *http.Request, groupID, rel string) {
-	raw, err := s.body(r)
-	if err != nil {
-		graphError(w, 400, "BadRequest", err.Error())
-		return
-	}
-	var body map[string]string
+func (s *Server) addRef(w http.ResponseWriter, r *http.Request, g *Group, groupID, rel string, raw []byte) {
+	var body map[string]any
 	if err := json.Unmarshal(raw, &body); err != nil {
-		graphError(w, 400, "BadRequest", "Invalid request body: "+err.Error())
+		s.violate("POST %s: $ref body is not JSON: %.60q", r.URL.Path, raw)
+		s.graphError(w, 400, "BadRequest", "Invalid request body: "+err.Error())
 		return
 	}
-	ref := body["@odata.id"]
+	ref, _ := body["@odata.id"].(string)
 	i := strings.LastIndex(ref, "/directoryObjects/")
-	if i < 0 {
-		graphError(w, 400, "Request_BadRequest", "Invalid object identifier '"+ref+"'.")
+	if len(body) != 1 || i < 0 || !strings.HasPrefix(ref, "http") {
+		s.violate("POST %s: $ref body must be {\"@odata.id\": \"<graph>/directoryObjects/{id}\"}, got %.100s", r.URL.Path, raw)
+		s.graphError(w, 400, "Request_BadRequest", "Invalid object identifier '"+ref+"'.")
 		return
 	}
-	uid := ref[i+len("/directoryObjects/"):]
-	g := s.groups[groupID]
+	uid := strings.ToLower(ref[i+len("/directoryObjects/"):])
 	if g == nil {
-		graphError(w, 404, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", groupID))
+		s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(groupID))
 		return
 	}
 	if s.users[uid] == nil {
-		graphError(w, 404, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", uid))
+		s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(uid))
+		return
+	}
+	if g.Dynamic || g.Synced {
+		s.graphError(w, 400, "Request_BadRequest", "Insufficient privileges to complete the operation.")
 		return
 	}
 	set := g.Members
@@ -305,38 +535,98 @@ func (s *Server) addRef(w http.ResponseWriter, r *http.Request, groupID, rel str
 		set = g.Owners
 	}
 	if set[uid] {
-		graphError(w, 400, "Request_BadRequest", "One or more added object references already exist for the following modified properties: '"+rel+"'.")
+		s.graphError(w, 400, "Request_BadRequest", "One or more added object references already exist for the following modified properties: '"+rel+"'.")
 		return
 	}
 	set[uid] = true
 	w.WriteHeader(204)
 }
 
-func (s *Server) checkMemberGroups(w http.ResponseWriter, r *http.Request, userID string) {
-	raw, err := s.body(r)
-	if err != nil {
-		graphError(w, 400, "BadRequest", err.Error())
+func (s *Server) deleteRef(w http.ResponseWriter, g *Group, groupID, rel, uid string) {
+	if g == nil {
+		s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(groupID))
 		return
 	}
+	set := g.Members
+	if rel == "owners" {
+		set = g.Owners
+	}
+	if !set[uid] {
+		s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(groupID))
+		return
+	}
+	if rel == "owners" && len(g.Owners) == 1 {
+		s.graphError(w, 400, "Request_BadRequest", "The group must have at least one owner, hence this owner cannot be removed.")
+		return
+	}
+	delete(set, uid)
+	w.WriteHeader(204)
+}
+
+// list answers a page of members or owners, with @odata.nextLink while more remain.
+func (s *Server) list(w http.ResponseWriter, r *http.Request, groupID, rel string) {
+	g := s.groups[groupID]
+	if g == nil {
+		s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(groupID))
+		return
+	}
+	set := g.Members
+	if rel == "owners" {
+		set = g.Owners
+	}
+	ids := make([]string, 0, len(set))
+	for id := range set {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	q := r.URL.Query()
+	size := s.PageSize
+	if t, err := strconv.Atoi(q.Get("$top")); err == nil && t > 0 {
+		size = t
+	}
+	size = max(min(size, s.MaxPage), 1)
+	skip, _ := strconv.Atoi(q.Get("$skiptoken"))
+	out := []any{}
+	end := min(skip+size, len(ids))
+	for _, id := range ids[min(skip, len(ids)):end] {
+		if u := s.users[id]; u != nil {
+			out = append(out, userJSON(u))
+		} else if ng := s.groups[id]; ng != nil {
+			out = append(out, map[string]any{"@odata.type": "#microsoft.graph.group", "id": ng.ID, "displayName": ng.Name})
+		}
+	}
+	resp := map[string]any{"@odata.context": s.BaseURL() + "/$metadata#directoryObjects", "value": out}
+	if end < len(ids) {
+		next := *r.URL
+		nq := next.Query()
+		nq.Set("$skiptoken", strconv.Itoa(end))
+		nq.Set("$top", strconv.Itoa(size))
+		next.RawQuery = nq.Encode()
+		resp["@odata.nextLink"] = s.URL + next.RequestURI()
+	}
+	writeJSON(w, resp)
+}
+
+func (s *Server) checkMemberGroups(w http.ResponseWriter, userID string, raw []byte) {
 	var body struct {
 		GroupIDs []string `json:"groupIds"`
 	}
-	if err := json.Unmarshal(raw, &body); err != nil || len(body.GroupIDs) > 20 {
-		graphError(w, 400, "Request_BadRequest", "Invalid groupIds (at most 20).")
+	if err := json.Unmarshal(raw, &body); err != nil || len(body.GroupIDs) == 0 || len(body.GroupIDs) > 20 {
+		s.graphError(w, 400, "Request_BadRequest", "Invalid value for 'groupIds': between 1 and 20 group ids are allowed.")
 		return
 	}
 	u := s.findUser(userID)
 	if u == nil {
-		graphError(w, 404, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", userID))
+		s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(userID))
 		return
 	}
-	var out []string
+	out := []string{}
 	for _, gid := range body.GroupIDs {
-		if s.inGroup(u.ID, gid, map[string]bool{}) {
+		if s.inGroup(u.ID, strings.ToLower(gid), map[string]bool{}) {
 			out = append(out, gid)
 		}
 	}
-	writeJSON(w, map[string]any{"value": out})
+	writeJSON(w, map[string]any{"@odata.context": s.BaseURL() + "/$metadata#Collection(Edm.String)", "value": out})
 }
 
 func (s *Server) inGroup(uid, gid string, seen map[string]bool) bool {
