@@ -112,20 +112,27 @@ func (rc *Reconciler) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		wait = rc.c.Interval
-		if rc.c.KV != nil {
-			mine, err := rc.c.KV.PutIfAbsent(ctx, "drift:round", rc.c.Clock.Now().UTC().Format(time.RFC3339), rc.c.Interval*9/10)
-			if err != nil {
-				rc.c.Logger.Warn("drift: cannot take this round; trying next round", "err", err)
-				continue
-			}
-			if !mine {
-				continue // another replica does this round
-			}
+		mine, err := rc.TakeRound(ctx)
+		if err != nil {
+			rc.c.Logger.Warn("drift: cannot take this round; trying next round", "err", err)
+			continue
+		}
+		if !mine {
+			continue // another replica does this round
 		}
 		if _, err := rc.Once(ctx); err != nil && ctx.Err() == nil {
 			rc.c.Logger.Warn("drift reconciliation failed in part; trying again next round", "err", err)
 		}
 	}
+}
+
+// TakeRound reports whether this replica does the current round (always without a KV).
+// Run calls it each interval; a caller with its own scheduler can too.
+func (rc *Reconciler) TakeRound(ctx context.Context) (bool, error) {
+	if rc.c.KV == nil {
+		return true, nil
+	}
+	return rc.c.KV.PutIfAbsent(ctx, "drift:round", rc.c.Clock.Now().UTC().Format(time.RFC3339), max(rc.c.Interval*9/10, time.Second))
 }
 
 type candidate struct {
