@@ -53,6 +53,10 @@ func (e *Error) Unwrap() error { return e.kind }
 // Transient reports whether retrying may help (throttling, server errors, token expiry).
 func (e *Error) Transient() bool { return e.kind == nil }
 
+// RetryDelay is how long Graph asked us to wait before trying again (0: it did not say), for
+// a job queue that wants to honour Retry-After beyond one call.
+func (e *Error) RetryDelay() time.Duration { return max(e.RetryAfter, 0) }
+
 // wrap turns what the SDK returned into our error. perm is the permission the call needs.
 func wrap(op, perm string, err error) error {
 	if err == nil {

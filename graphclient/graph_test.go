@@ -173,7 +173,7 @@ func TestResolveUser_ByIDUPNAndMail(t *testing.T) {
 	if u, err := d.ResolveUser(ctx, "erin@contoso.onmicrosoft.com"); err != nil || u.ID != uErin {
 		t.Fatalf("erin by UPN: %+v %v", u, err)
 	}
-	for _, bad := range []string{"nobody@example.com", "x' or 1 eq 1 or mail eq 'y", "../groups", "", "11111111-0000-4000-8000-0000000000ff"} {
+	for _, bad := range []string{"nobody@example.com", "x' or 1 eq 1 or mail eq 'y", "../groups", "", "11111111-0000-4000-8000-0000000000ff", "a@b@example.com"} {
 		if _, err := d.ResolveUser(ctx, bad); !errors.Is(err, bot.ErrNotFound) {
 			t.Fatalf("%q: %v", bad, err)
 		}

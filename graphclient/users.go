@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -59,11 +60,13 @@ func (d *Directory) lookupUser(ctx context.Context, key string) (bot.User, error
 		if err == nil {
 			return toUser(got), nil
 		}
-		if !notFound(err) {
+		// 404: no user with that UPN or id. 400: not a valid UPN (Graph's "Invalid object
+		// identifier"). Either way, the mail may still name someone.
+		if s := statusOf(err); s != http.StatusNotFound && s != http.StatusBadRequest {
 			return bot.User{}, err
 		}
 		if IsObjectID(key) {
-			return bot.User{}, fmt.Errorf("no directory user with id %s: %w", key, err)
+			return bot.User{}, fmt.Errorf("no directory user with id %s: %w", key, bot.ErrNotFound)
 		}
 	}
 	// By mail, when it is not also the UPN: GET /users?$filter=mail eq '...'
@@ -74,6 +77,9 @@ func (d *Directory) lookupUser(ctx context.Context, key string) (bot.User, error
 			QueryParameters: &users.UsersRequestBuilderGetQueryParameters{Filter: &filter, Select: userSelect}})
 		return wrap("look up user by mail", PermUserRead, err)
 	})
+	if statusOf(err) == http.StatusBadRequest {
+		return bot.User{}, fmt.Errorf("no directory user %q (Graph cannot search for it): %w", key, bot.ErrNotFound)
+	}
 	if err != nil {
 		return bot.User{}, err
 	}

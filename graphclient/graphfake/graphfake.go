@@ -219,6 +219,23 @@ func (s *Server) graphError(w http.ResponseWriter, status int, code, msg string)
 	}})
 }
 
+func guidShaped(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case !strings.ContainsRune("0123456789abcdefABCDEF", c):
+			return false
+		}
+	}
+	return true
+}
+
 func notFoundMsg(id string) string {
 	return fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", id)
 }
@@ -374,6 +391,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte, bod
 		}
 		if u := s.findUser(parts[1]); u != nil {
 			writeJSON(w, userJSON(u))
+			return
+		}
+		if !guidShaped(parts[1]) && strings.Count(parts[1], "@") != 1 {
+			s.graphError(w, 400, "Request_BadRequest", "Invalid object identifier '"+parts[1]+"'.")
 			return
 		}
 		s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(parts[1]))
