@@ -58,14 +58,15 @@ type Config struct {
 
 // Directory is the bot.Directory and bot.MemberLister over Microsoft Graph.
 type Directory struct {
-	client  *msgraphsdk.GraphServiceClient
-	cred    azcore.TokenCredential
-	scope   string
-	base    string
-	sem     chan struct{}
-	timeout time.Duration
-	retries int
-	log     *slog.Logger
+	client   *msgraphsdk.GraphServiceClient
+	cred     azcore.TokenCredential
+	scope    string
+	base     string
+	sem      chan struct{}
+	throttle throttle
+	timeout  time.Duration
+	retries  int
+	log      *slog.Logger
 
 	users   *cache[bot.User]
 	groups  *cache[string] // group mail -> id
@@ -194,19 +195,24 @@ func (d *Directory) BaseURL() string { return d.base }
 
 // call runs one Graph operation with a deadline and a bound on calls in flight. Throttling
 // (429), server errors and network errors are retried here, honouring Retry-After, without
-// holding a slot while waiting, so one throttled call does not stall the others. A wait that
+// holding a slot while waiting, so one throttled call does not stall the others. A streak of
+// 429s pauses every call of the process until Retry-After (see ThrottleStreak). A wait that
 // would outlast the deadline is not started: the job queue retries later, with backoff.
 func (d *Directory) call(ctx context.Context, f func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
+	var err error
 	for attempt := 0; ; attempt++ {
-		select {
-		case d.sem <- struct{}{}:
-		case <-ctx.Done():
-			return fmt.Errorf("graph: waiting for a free call slot: %w", ctx.Err())
+		probe, werr := d.acquire(ctx)
+		if werr != nil {
+			if err != nil {
+				return err // the last answer says more than the wait that ended
+			}
+			return werr
 		}
-		err := f(ctx)
+		err = f(ctx)
 		<-d.sem
+		d.throttle.observe(err, probe)
 		after, again := retryable(err)
 		if !again || attempt >= d.retries || ctx.Err() != nil {
 			return err
@@ -221,6 +227,31 @@ func (d *Directory) call(ctx context.Context, f func(ctx context.Context) error)
 			t.Stop()
 			return err
 		case <-t.C:
+		}
+	}
+}
+
+// acquire takes a call slot once any process-wide throttling pause is over. probe: this
+// call is the one sent to see whether Graph still throttles.
+func (d *Directory) acquire(ctx context.Context) (probe bool, err error) {
+	for {
+		if probe, err = d.throttle.wait(ctx); err != nil {
+			return false, err
+		}
+		select {
+		case d.sem <- struct{}{}:
+		case <-ctx.Done():
+			if probe {
+				d.throttle.giveUp()
+			}
+			return false, fmt.Errorf("graph: waiting for a free call slot: %w", ctx.Err())
+		}
+		if !d.throttle.paused() {
+			return probe, nil
+		}
+		<-d.sem // a pause began while this call waited for its slot
+		if probe {
+			d.throttle.giveUp()
 		}
 	}
 }
