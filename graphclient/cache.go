@@ -74,7 +74,9 @@ func (c *cache[T]) put(key string, v T, err error, ttl time.Duration) {
 }
 
 // do returns the cached answer, or runs fetch once for all concurrent callers of key and
-// caches its answer for ttl(err) (0: not cached). A waiting caller leaves when its ctx ends.
+// caches its answer for ttl(err) (0: not cached). fetch runs apart from any one caller (one
+// who gives up does not fail the others; its own deadline comes from Directory.call), and
+// each caller leaves when its ctx ends.
 func (c *cache[T]) do(ctx context.Context, key string, ttl func(error) time.Duration, fetch func(context.Context) (T, error)) (T, error) {
 	if v, err, ok := c.get(key); ok {
 		return v, err
@@ -86,20 +88,21 @@ func (c *cache[T]) do(ctx context.Context, key string, ttl func(error) time.Dura
 		c.inflight[key] = f
 	}
 	c.mu.Unlock()
-	if running {
-		select {
-		case <-f.done:
-			return f.v, f.err
-		case <-ctx.Done():
-			var zero T
-			return zero, ctx.Err()
-		}
+	if !running {
+		go func() {
+			f.v, f.err = fetch(context.WithoutCancel(ctx))
+			c.put(key, f.v, f.err, ttl(f.err))
+			c.mu.Lock()
+			delete(c.inflight, key)
+			c.mu.Unlock()
+			close(f.done)
+		}()
 	}
-	f.v, f.err = fetch(ctx)
-	c.put(key, f.v, f.err, ttl(f.err))
-	c.mu.Lock()
-	delete(c.inflight, key)
-	c.mu.Unlock()
-	close(f.done)
-	return f.v, f.err
+	select {
+	case <-f.done:
+		return f.v, f.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
 }

@@ -465,3 +465,44 @@ func TestGzipLabelledBodies(t *testing.T) {
 		}
 	}
 }
+
+// Twenty clicks at once for the same person cost one Graph call, and one caller giving up
+// does not fail the others.
+func TestLookupsAreSharedBetweenConcurrentCallers(t *testing.T) {
+	f, d := tenant(t)
+	f.Latency = 100 * time.Millisecond
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := d.ResolveUser(gone, "carol@example.com"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a caller that gave up: %v", err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u, err := d.ResolveUser(context.Background(), "carol@example.com")
+			if err == nil && u.ID != uCarol {
+				err = fmt.Errorf("got %+v", u)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for _, c := range f.Calls() {
+		if c.Method == "GET" && strings.HasPrefix(c.Path, "/v1.0/users/") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d Graph lookups of carol, want 1", n)
+	}
+}
