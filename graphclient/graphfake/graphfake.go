@@ -257,11 +257,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	defer s.inFlight.Add(-1)
 	for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
 	}
+	body, berr := s.body(r) // first: the server notices a client that gives up only once the body is read
 	if s.Latency > 0 {
-		time.Sleep(s.Latency)
+		t := time.NewTimer(s.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done(): // the client gave up
+			t.Stop()
+		}
 	}
 	rec := &statusRecorder{ResponseWriter: w, status: 200}
-	body, berr := s.body(r)
 	s.handle(rec, r, body, berr)
 	s.mu.Lock()
 	s.calls = append(s.calls, Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rec.status,
