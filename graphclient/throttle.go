@@ -16,7 +16,7 @@ import (
 // another 429 and still counts against the app's quota. So the process pauses until
 // Retry-After, then sends one call (a probe): if Graph answers it, everyone goes on; if it
 // answers 429 again, everyone pauses again.
-const ThrottleStreak = 5
+const ThrottleStreak = 8
 
 // throttle is that process-wide pause.
 type throttle struct {
