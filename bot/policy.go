@@ -57,6 +57,9 @@ type Settings struct {
 	Timezone          *time.Location
 	MFATimeout        time.Duration // how long a requester has to complete step-up MFA
 	IdentityBinding   string        // email (chat profile e-mail) or entra_signin (a one-time sign-in)
+	// AuditChannel is, per surface (slack, teams), a channel that receives a one-line summary
+	// of each audit-worthy event; none when unset.
+	AuditChannel map[string]string
 }
 
 // SeedUser and SeedGroup fill the local directory (used without Graph credentials).
@@ -419,7 +422,7 @@ func ParsePolicy(name string, data []byte) (*Policy, error) {
 }
 
 func (p *parser) settings(n *yaml.Node, s *Settings) error {
-	f, err := p.fields(n, "settings", "retention", "start_tolerance", "requests_per_minute", "max_pending", "timezone", "mfa_timeout", "identity_binding")
+	f, err := p.fields(n, "settings", "retention", "start_tolerance", "requests_per_minute", "max_pending", "timezone", "mfa_timeout", "identity_binding", "audit_channel")
 	if err != nil {
 		return err
 	}
@@ -448,6 +451,22 @@ func (p *parser) settings(n *yaml.Node, s *Settings) error {
 					err = p.errf(v, field, "%q is not allowed; use email or entra_signin", b)
 				}
 				s.IdentityBinding = b
+			}
+		case "audit_channel":
+			var cf map[string]*yaml.Node
+			if cf, err = p.fields(v, field, "slack", "teams"); err != nil {
+				return err
+			}
+			s.AuditChannel = map[string]string{}
+			for surface, cv := range cf {
+				var ch string
+				if ch, err = p.str(cv, join(field, surface)); err != nil {
+					return err
+				}
+				if ch == "" {
+					return p.errf(cv, join(field, surface), "must not be empty (leave the key out for no audit channel)")
+				}
+				s.AuditChannel[surface] = ch
 			}
 		case "timezone":
 			var name string

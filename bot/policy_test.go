@@ -66,6 +66,10 @@ func TestPolicy_BadFilesNameFileLineAndField(t *testing.T) {
 		{"retention too short", "settings: {retention: 5m}\n" + base, "settings.retention: must be at least 1h"},
 		{"bad timezone", "settings: {timezone: Mars/Olympus}\n" + base, `unknown time zone "Mars/Olympus"`},
 		{"channel surface", base + "    approval_channel: {irc: '#ops'}\n", "approval_channel.irc: unknown key; allowed here: slack, teams, shell"},
+		{"audit channel surface", "settings:\n  audit_channel:\n    slack: C0AUDIT\n    irc: '#audit'\n" + base, "bad.yaml:4: settings.audit_channel.irc: unknown key; allowed here: slack, teams"},
+		{"audit channel not a mapping", "settings:\n  audit_channel: C0AUDIT\n" + base, "bad.yaml:2: settings.audit_channel: expected a mapping"},
+		{"audit channel a list", "settings:\n  audit_channel: {slack: [C1, C2]}\n" + base, "bad.yaml:2: settings.audit_channel.slack: expected a single value"},
+		{"audit channel empty", "settings:\n  audit_channel:\n    teams: ''\n" + base, "bad.yaml:3: settings.audit_channel.teams: must not be empty"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -100,5 +104,30 @@ groups:
 	}
 	if a.ApprovalChannel["teams"] != "" {
 		t.Fatal("b's channel leaked into a")
+	}
+}
+
+func TestPolicy_AuditChannelPerSurfaceIsOptional(t *testing.T) {
+	base := "groups:\n  - {name: g, id: g1, eligible: [a@example.com], require_approval: false}\n"
+	p, err := bot.ParsePolicy("p.yaml", []byte("settings:\n  audit_channel: {slack: C0AUDIT, teams: \"19:audit@thread.tacv2\"}\n"+base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Settings.AuditChannel; len(got) != 2 || got["slack"] != "C0AUDIT" || got["teams"] != "19:audit@thread.tacv2" {
+		t.Fatalf("audit channels: %v", got)
+	}
+	p, err = bot.ParsePolicy("p.yaml", []byte("settings:\n  audit_channel: {teams: \"19:audit@thread.tacv2\"}\n"+base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Settings.AuditChannel; len(got) != 1 || got["slack"] != "" {
+		t.Fatalf("teams only: %v", got)
+	}
+	p, err = bot.ParsePolicy("p.yaml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Settings.AuditChannel) != 0 {
+		t.Fatalf("no audit_channel set, yet: %v", p.Settings.AuditChannel)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/pimbot/pimbot/bot"
 )
@@ -97,8 +98,21 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 	case bot.EvRemovalFailing:
 		toApp("ALERT: removing %s from %s (request %s) keeps failing; pimbot keeps retrying. %s", who, r.Group, r.ID, ev.Detail)
 		toReq("request %s: removing your access is delayed by a directory error; pimbot keeps retrying.", r.ID)
+	case bot.EvDrift, bot.EvDriftRemoved, bot.EvDriftRemoveFailed:
+		// Access found without a grant concerns no request: only the approvers hear of it.
+		toApp("DRIFT: %s", printable(ev.Detail))
 	}
 	return nil
+}
+
+// printable drops control characters (terminal escapes) from text the directory returned.
+func printable(text string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, text)
 }
 
 func (s *Shell) tell(to, format string, args ...any) {
