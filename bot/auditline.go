@@ -82,7 +82,14 @@ func AuditLine(ev Event, loc *time.Location) (line string, ok bool) {
 		add("until %s", at(r.EndsAt))
 	case EvExtended:
 		add("by %s, until %s", text(ev.Detail), at(r.EndsAt))
-	case EvFailed, EvRemovalFailing, EvDrift, EvDriftRemoved, EvDriftRemoveFailed:
+	case EvFailed, EvRemovalFailing:
+		if ev.Detail != "" {
+			add("%s", text(ev.Detail))
+		}
+	case EvDrift, EvDriftRemoved:
+		add("without a pimbot grant")
+	case EvDriftRemoveFailed:
+		add("without a pimbot grant")
 		if ev.Detail != "" {
 			add("%s", text(ev.Detail))
 		}

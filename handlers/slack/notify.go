@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/slack-go/slack"
 )
 
 // approvalRef is where the approvers' messages of a request are, kept in Redis (several
@@ -51,17 +53,113 @@ func (s *Surface) saveRef(ctx context.Context, id string, ref approvalRef) error
 // approval channel, else by DM) for requests from any surface, and the requester by DM
 // when they asked on Slack. It is called once per event and retried on error, so each
 // step remembers that it was done.
+//
+// A drift finding goes to the group's Slack approval channel only. When the policy sets
+// settings.audit_channel.slack, every audit-worthy event is also summed up there in one
+// line; that line is marked sent on its own, so a retry caused by another step does not
+// post it again.
 func (s *Surface) Notify(ctx context.Context, ev bot.Event) error {
 	if ev.Request == nil {
 		return nil
 	}
 	g := s.groupOf(ev.Request)
-	who := s.people(ctx, ev)
-	err := s.notifyApprovers(ctx, ev, g, who)
-	if ev.Request.Surface == Name {
-		err = errors.Join(err, s.notifyRequester(ctx, ev, g, who))
+	var err error
+	if isDrift(ev.Type) {
+		err = s.notifyDrift(ctx, ev, g)
+	} else {
+		who := s.people(ctx, ev)
+		err = s.notifyApprovers(ctx, ev, g, who)
+		if ev.Request.Surface == Name {
+			err = errors.Join(err, s.notifyRequester(ctx, ev, g, who))
+		}
 	}
-	return err
+	return errors.Join(err, s.notifyAudit(ctx, ev))
+}
+
+func isDrift(typ string) bool {
+	return typ == bot.EvDrift || typ == bot.EvDriftRemoved || typ == bot.EvDriftRemoveFailed
+}
+
+// notifyDrift tells the group's Slack approval channel that someone holds access without a
+// grant, once per finding. A group without one hears nothing on Slack: the holder asked for
+// nothing, and approvers listed one by one are not paged for it.
+func (s *Surface) notifyDrift(ctx context.Context, ev bot.Event, g *bot.Group) error {
+	if g == nil || g.ApprovalChannel[Name] == "" {
+		return nil
+	}
+	return s.postOnce(ctx, ev, keySent(ev.Request.ID, ev.Type, strconv.FormatInt(ev.Request.Version, 10), "drift"),
+		g.ApprovalChannel[Name], driftMessage(ev), "drift finding")
+}
+
+// driftMessage names the holder (never a mention: they are not told), the access and the
+// group, and what pimbot did about it.
+func driftMessage(ev bot.Event) msg {
+	r := ev.Request
+	holder := "*" + esc(truncate(r.Requester.Display(), 100)) + "*"
+	if h := r.Requester.Handle(); h != r.Requester.Display() {
+		holder += " (" + esc(truncate(h, 200)) + ")"
+	}
+	what := fmt.Sprintf("%s of *%s*", r.Access, esc(r.Group))
+	var text string
+	switch ev.Type {
+	case bot.EvDriftRemoved:
+		text = fmt.Sprintf(":broom: *Access without a grant*: %s was %s without a pimbot grant — removed.", holder, what)
+	case bot.EvDriftRemoveFailed:
+		text = fmt.Sprintf(":rotating_light: *Access without a grant*: %s is %s without a pimbot grant — removal failed, retrying next round.", holder, what)
+	default:
+		text = fmt.Sprintf(":warning: *Access without a grant*: %s is %s without a pimbot grant — reported. Remove it in Entra ID unless someone meant it.", holder, what)
+	}
+	blocks := []slack.Block{section(text)}
+	if ev.Type == bot.EvDriftRemoveFailed && ev.Detail != "" {
+		blocks = append(blocks, contextLine(esc(truncate(ev.Detail, 500))))
+	}
+	return msg{Text: stripMarks(text), Blocks: blocks}
+}
+
+// notifyAudit sums up the event in one line in the Slack audit channel, if one is set.
+func (s *Surface) notifyAudit(ctx context.Context, ev bot.Event) error {
+	ch := s.eng.Policy().Settings.AuditChannel[Name]
+	if ch == "" {
+		return nil
+	}
+	line, ok := bot.AuditLine(ev, s.loc())
+	if !ok {
+		return nil
+	}
+	return s.postOnce(ctx, ev, keySent(ev.Request.ID, ev.Type, strconv.FormatInt(ev.Request.Version, 10), "audit"),
+		ch, msg{Text: auditText(line)}, "audit line")
+}
+
+// auditText escapes an audit line and keeps it under Slack's message limit without cutting
+// an entity in two.
+func auditText(line string) string {
+	t := esc(line)
+	if utf8.RuneCountInString(t) <= 3900 {
+		return t
+	}
+	t = string([]rune(t)[:3900])
+	if i := strings.LastIndexByte(t, '&'); i >= 0 && !strings.Contains(t[i:], ";") {
+		t = t[:i]
+	}
+	return t + "…"
+}
+
+// postOnce posts m to channel unless key says it was posted. A refusal that will not heal
+// (the app is not in the channel) is logged and not retried.
+func (s *Surface) postOnce(ctx context.Context, ev bot.Event, key, channel string, m msg, what string) error {
+	if _, done, err := s.kv.GetValue(ctx, key); err != nil {
+		return fmt.Errorf("read whether the slack %s was posted: %w", what, err)
+	} else if done {
+		return nil
+	}
+	_, _, err := s.api.PostMessageContext(ctx, channel, append(msgOptions(m), slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())...)
+	if err != nil {
+		if retryable(err) {
+			return fmt.Errorf("slack %s to %s: %w", what, channel, err)
+		}
+		s.log.Error("slack refused the "+what, "request_id", ev.Request.ID, "event", ev.Type, "channel", channel, "err", err)
+	}
+	return s.kv.SetValue(ctx, key, "1", s.opt.RefTTL)
 }
 
 // people looks up the Slack ids of the people an event names (for mentions), from the KV only.
