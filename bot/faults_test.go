@@ -164,3 +164,48 @@ func TestCancelDuringActivation_NoGrantLeft(t *testing.T) {
 	}
 	e.submit("alice", "sandbox", bot.SubmitInput{}) // and the slot is free
 }
+
+// throttled is a directory error that says when to come back, as Graph's 429 does.
+type throttled struct{ after time.Duration }
+
+func (t throttled) Error() string {
+	return fmt.Sprintf("429 Too Many Requests, retry after %s", t.after)
+}
+func (t throttled) RetryDelay() time.Duration { return t.after }
+
+func TestRetry_HonoursTheDirectorysRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		after time.Duration
+		want  time.Duration
+	}{
+		{"longer than the backoff", 90 * time.Second, 90 * time.Second},
+		{"shorter than the backoff", 500 * time.Millisecond, bot.Backoff(1)},
+		{"beyond the longest backoff", time.Hour, bot.Backoff(99)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			r := e.submit("alice", "sandbox", bot.SubmitInput{Duration: 10 * time.Minute})
+			e.drain()
+			e.dir.SetFault(func(op, _, _ string) error {
+				if op == "remove" {
+					return fmt.Errorf("remove: %w", throttled{tc.after})
+				}
+				return nil
+			})
+			e.clock.Advance(10 * time.Minute)
+			failedAt := e.clock.Now()
+			e.drain()
+			next, _ := e.store.NextDue(e.ctx)
+			if got := next.Sub(failedAt); got != tc.want {
+				t.Fatalf("the removal is retried after %s, want %s", got, tc.want)
+			}
+			e.dir.SetFault(nil)
+			e.clock.Advance(tc.want)
+			e.drain()
+			if got := e.get(r.ID); got.State != bot.StateEnded {
+				t.Fatalf("after the wait: %s", got.State)
+			}
+		})
+	}
+}

@@ -362,8 +362,22 @@ func (e *Engine) activateFailed(ctx context.Context, j Job, r *Request, cause er
 	return false, e.retry(ctx, j, cause)
 }
 
+// retryAfter is an error that says how long to wait (Graph's Retry-After on a 429 or 503).
+type retryAfter interface{ RetryDelay() time.Duration }
+
+// retryDelay is the backoff for the job's next attempt, or longer when the directory asked
+// for longer (never more than the longest backoff).
+func retryDelay(attempt int, cause error) time.Duration {
+	d := Backoff(attempt)
+	var ra retryAfter
+	if errors.As(cause, &ra) {
+		d = max(d, min(ra.RetryDelay(), maxRetryBackoff))
+	}
+	return d
+}
+
 func (e *Engine) retry(ctx context.Context, j Job, cause error) error {
-	at := e.clock.Now().Add(Backoff(j.Attempt + 1))
+	at := e.clock.Now().Add(retryDelay(j.Attempt+1, cause))
 	if err := e.store.Retry(ctx, j, at); err != nil {
 		return errors.Join(cause, fmt.Errorf("reschedule: %w", err))
 	}
