@@ -140,6 +140,33 @@ func AlertCard(v View, ev bot.Event) Card {
 		Lines: []string{fmt.Sprintf("Removing %s (%s) as %s of %s keeps failing; pimbot keeps retrying.", r.Requester.Display(), r.Requester.Handle(), r.Access, r.Group), ev.Detail}})
 }
 
+// DriftCard is posted in the group's approval channel when someone holds its access without
+// a grant: the holder (named, never mentioned: they are not told), the access, the group and
+// what pimbot did about it.
+func DriftCard(v View, ev bot.Event) Card {
+	r := ev.Request
+	holder := r.Requester.Display()
+	if h := r.Requester.Handle(); h != holder {
+		holder += " (" + h + ")"
+	}
+	n := notice{Title: "Access without a grant", Tone: toneWarning}
+	switch ev.Type {
+	case bot.EvDriftRemoved:
+		n.Lines = []string{fmt.Sprintf("%s was %s of %s without a pimbot grant — removed.", holder, r.Access, r.Group)}
+	case bot.EvDriftRemoveFailed:
+		n.Tone = toneAttention
+		n.Lines = []string{fmt.Sprintf("%s is %s of %s without a pimbot grant — removal failed, retrying next round.", holder, r.Access, r.Group), ev.Detail}
+	default:
+		n.Lines = []string{fmt.Sprintf("%s is %s of %s without a pimbot grant — reported. Remove it in Entra ID unless someone meant it.", holder, r.Access, r.Group)}
+	}
+	return noticeCard(n)
+}
+
+// AuditCard carries one line of the audit channel (see bot.AuditLine), as plain text.
+func AuditCard(line string) Card {
+	return newCard([]any{para(line)}, nil)
+}
+
 // SubmittedCard replaces the form once the engine accepted the request.
 func SubmittedCard(v View, r *bot.Request, g *bot.Group) Card {
 	n := notice{Title: "Request " + r.ID + " submitted", Tone: toneGood, Lines: []string{whatWhen(v, r)}}

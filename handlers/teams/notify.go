@@ -20,6 +20,15 @@ func (s *Surface) Notify(ctx context.Context, ev bot.Event) error {
 	}
 	g, _ := s.eng.Policy().Group(r.GroupID)
 	var errs []error
+	if isDrift(ev.Type) {
+		// Access held without a grant concerns no request: only the approvers hear of it.
+		if g != nil && g.ApprovalChannel[Name] != "" {
+			if err := s.postOnce(ctx, ev, g.ApprovalChannel[Name], "drift", DriftCard(s.view(""), ev), "Access without a grant in "+r.Group); err != nil {
+				errs = append(errs, fmt.Errorf("tell the approvers in %s: %w", g.ApprovalChannel[Name], err))
+			}
+		}
+		return errors.Join(append(errs, s.tellAudit(ctx, ev))...)
+	}
 	if r.Surface == Name {
 		if err := s.tellRequester(ctx, ev, g); err != nil {
 			errs = append(errs, fmt.Errorf("tell the requester: %w", err))
@@ -30,7 +39,37 @@ func (s *Surface) Notify(ctx context.Context, ev bot.Event) error {
 			errs = append(errs, fmt.Errorf("tell the approvers in %s: %w", g.ApprovalChannel[Name], err))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, s.tellAudit(ctx, ev))...)
+}
+
+func isDrift(typ string) bool {
+	return typ == bot.EvDrift || typ == bot.EvDriftRemoved || typ == bot.EvDriftRemoveFailed
+}
+
+// tellAudit sums up the event in one line in the Teams audit channel, when the policy sets
+// settings.audit_channel.teams. The line is marked sent on its own, so a retry caused by
+// another delivery does not post it again.
+func (s *Surface) tellAudit(ctx context.Context, ev bot.Event) error {
+	ch := s.eng.Policy().Settings.AuditChannel[Name]
+	if ch == "" {
+		return nil
+	}
+	line, ok := bot.AuditLine(ev, s.eng.Policy().Settings.Timezone)
+	if !ok {
+		return nil
+	}
+	if err := s.postOnce(ctx, ev, ch, "audit", AuditCard(line), "pimbot audit: "+ev.Type+" "+auditRef(ev)); err != nil {
+		return fmt.Errorf("post the audit line in %s: %w", ch, err)
+	}
+	return nil
+}
+
+// auditRef names the request in the preview; a drift finding has no request id worth showing.
+func auditRef(ev bot.Event) string {
+	if isDrift(ev.Type) {
+		return ev.Request.Group
+	}
+	return ev.Request.ID
 }
 
 func sentKey(ev bot.Event, target string) string {
