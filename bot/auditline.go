@@ -81,7 +81,7 @@ func AuditLine(ev Event, loc *time.Location) (line string, ok bool) {
 	case EvActivated:
 		add("until %s", at(r.EndsAt))
 	case EvExtended:
-		add("by %s, until %s", text(ev.Detail), at(r.EndsAt))
+		add("%s, until %s", text(ev.Detail), at(r.EndsAt))
 	case EvFailed, EvRemovalFailing:
 		if ev.Detail != "" {
 			add("%s", text(ev.Detail))

@@ -42,6 +42,11 @@ func TestAuditLine_OneLineWithWhoWhatWhenWhyAndWhere(t *testing.T) {
 			e.State, e.EndReason = bot.StateEnded, "expired"
 			return bot.Event{Type: bot.EvEnded, Request: e, At: at}
 		}, []string{"ended R7KX2M9Q", "expired", "by pimbot"}},
+		{"extended", func() bot.Event {
+			x := r.Clone()
+			x.State, x.EndsAt = bot.StateActive, at.Add(3*time.Hour)
+			return bot.Event{Type: bot.EvExtended, Request: x, Actor: &bob, At: at, Detail: "by 1h (request K9M2P4QX)"}
+		}, []string{"extended R7KX2M9Q: Alice <b> (alice@example.com) · owner of prod-db-admins · by 1h (request K9M2P4QX), until 2026-11-28 13:00 CET", "by Bob (bob@example.com)"}},
 		{"drift", func() bot.Event {
 			snap := &bot.Request{ID: "drift-0a1b2c3d4e5f", Kind: bot.KindActivate, Group: "sandbox", GroupID: "g-sb", Access: bot.Member, Requester: alice, CreatedAt: at}
 			return bot.Event{Type: bot.EvDriftRemoveFailed, Request: snap, At: at, Detail: "alice@example.com holds member of sandbox without an active grant; removing them failed"}
