@@ -39,7 +39,8 @@ func Backoff(attempt int) time.Duration {
 // Run claims and runs due jobs until ctx ends. Many processes may run it on one store.
 // It claims only as many jobs as it has free slots and claims again as soon as slots free
 // up, so one slow job (a throttled Graph call) never holds back the rest of its batch.
-// On return, every job it claimed has run (jobs in flight finish within their deadline).
+// On return, every job it claimed has run (jobs in flight finish within their deadline) or,
+// when ctx ended before it started, has been handed back to the queue.
 func (e *Engine) Run(ctx context.Context) error {
 	slots := make(chan struct{}, WorkerParallel)
 	freed := make(chan struct{}, 1)
@@ -179,8 +180,20 @@ func (e *Engine) groupClaims(claimed []Claimed) [][]Claimed {
 }
 
 // runGroup runs one request's jobs in order and reports those to acknowledge.
+// When ctx ends (shutdown) before a job has started, that job and the rest of its group are
+// handed back to the queue, due at once, for another replica (or this one's next start).
 func (e *Engine) runGroup(ctx context.Context, now time.Time, group []Claimed, ack func(string)) {
-	for _, c := range group {
+	for i, c := range group {
+		if ctx.Err() != nil {
+			ids := make([]string, 0, len(group)-i)
+			for _, rest := range group[i:] {
+				ids = append(ids, rest.Job.ID)
+			}
+			if err := e.store.Release(context.WithoutCancel(ctx), ids); err != nil {
+				e.log.Warn("hand back unstarted jobs (they run when their lease runs out)", "request_id", c.Job.RequestID, "n", len(ids), "err", err)
+			}
+			return
+		}
 		// A job in flight finishes even during shutdown, within its own deadline, which
 		// ends well inside the lease, so a slow job is not run twice at once.
 		jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(JobTimeoutEach, e.lease*3/4))

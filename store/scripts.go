@@ -127,7 +127,7 @@ end
 return 1
 `)
 
-// releaseScript hands leased jobs back, due at once. ARGV: prefix, now (ms), ids...
+// releaseScript hands leased jobs back, due at once. ARGV: prefix, due (ms), ids...
 var releaseScript = redis.NewScript(`
 local P = ARGV[1]
 for i = 3, #ARGV do

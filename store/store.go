@@ -263,8 +263,13 @@ func (s *Redis) Retry(ctx context.Context, j bot.Job, at time.Time) error {
 	return retryScript.Run(ctx, s.rdb, []string{s.due}, s.p, j.ID, ms(at), string(body)).Err()
 }
 
+// Release hands leased jobs back to the queue, due at once whatever the clock says (score 0):
+// the next claim of any replica takes them.
 func (s *Redis) Release(ctx context.Context, ids []string) error {
-	args := []any{s.p, ms(time.Now())}
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{s.p, 0}
 	for _, id := range ids {
 		args = append(args, id)
 	}
