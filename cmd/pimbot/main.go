@@ -12,12 +12,19 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
+	// go-redis reports dial failures and Sentinel fail-overs through its own logger: send
+	// them through the process's log format (a process-wide setting, so set once, here).
+	redis.SetLogger(redisLog{newLogger(os.Getenv, os.Stderr)})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
@@ -83,4 +90,12 @@ func platformConfigured(getenv func(string) string) bool {
 		}
 	}
 	return false
+}
+
+// redisLog writes go-redis's own messages (failed dials, Sentinel fail-overs) as warnings in
+// the process's log format.
+type redisLog struct{ log *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.log.WarnContext(ctx, strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "), "component", "redis")
 }
