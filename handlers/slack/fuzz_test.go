@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,11 +11,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/internal/fuzzkit"
 )
 
 // Fuzzing of the three Slack endpoints with signed requests: whatever the body, the surface
@@ -35,42 +34,13 @@ type fuzzRig struct {
 	e       *env
 	pending string
 	active  string
-	logs    *panicLog
+	logs    *fuzzkit.Tap
 	seq     int
 }
 
-// panicLog keeps the lines of the surface's log that report a queued task's panic.
-type panicLog struct {
-	mu     sync.Mutex
-	panics []string
-}
-
-func (p *panicLog) Enabled(context.Context, slog.Level) bool { return true }
-func (p *panicLog) Handle(_ context.Context, r slog.Record) error {
-	if strings.Contains(r.Message, "panicked") {
-		var b strings.Builder
-		b.WriteString(r.Message)
-		r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
-		p.mu.Lock()
-		p.panics = append(p.panics, b.String())
-		p.mu.Unlock()
-	}
-	return nil
-}
-func (p *panicLog) WithAttrs([]slog.Attr) slog.Handler { return p }
-func (p *panicLog) WithGroup(string) slog.Handler      { return p }
-
-func (p *panicLog) take() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := p.panics
-	p.panics = nil
-	return out
-}
-
 func newFuzzRig(f testing.TB) *fuzzRig {
-	boundMinimization()
-	logs := &panicLog{}
+	fuzzkit.BoundMinimization()
+	logs := fuzzkit.NewTap("panicked")
 	// One worker: a barrier task queued after an execution runs once all its work has run.
 	e := newEnv(f, func(o *Options) { o.Workers = 1; o.Logger = slog.New(logs) })
 	pending := e.submit("alice@example.com", bot.SubmitInput{Group: "prod-db-admins", Duration: time.Hour, Reason: "fuzz"})
@@ -80,20 +50,6 @@ func newFuzzRig(f testing.TB) *fuzzRig {
 		f.Fatalf("the sandbox grant is %s, want active", r.State)
 	}
 	return &fuzzRig{e: e, pending: pending.ID, active: active.ID, logs: logs}
-}
-
-// boundMinimization caps how long go test -fuzz spends shrinking each new input to about a
-// second (its default is a minute), unless -fuzzminimizetime was given. An execution here
-// takes about a millisecond, so shrinking a payload of a few hundred bytes by the default
-// would use the whole fuzzing budget of CI (seconds) on one input; and goroutines of the
-// HTTP and Redis clients make a little of the coverage vary between runs of one input,
-// which makes new inputs more frequent than in a pure parser.
-func boundMinimization() {
-	given := false
-	flag.Visit(func(fl *flag.Flag) { given = given || fl.Name == "test.fuzzminimizetime" })
-	if !given {
-		_ = flag.Set("test.fuzzminimizetime", "1s")
-	}
 }
 
 // fill replaces the placeholders of a seed with this process's live values.
@@ -141,7 +97,7 @@ func (r *fuzzRig) exchange(t *testing.T, path, contentType string, body []byte) 
 	case <-time.After(2 * taskTimeout):
 		t.Fatalf("the work queued by %s did not finish", path)
 	}
-	if ps := r.logs.take(); len(ps) > 0 {
+	if ps := r.logs.Take(); len(ps) > 0 {
 		t.Fatalf("queued work panicked: %s", strings.Join(ps, "\n"))
 	}
 	switch {

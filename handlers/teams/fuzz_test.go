@@ -2,21 +2,19 @@ package teams_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
 	"github.com/pimbot/pimbot/handlers/teams"
 	"github.com/pimbot/pimbot/handlers/teams/teamsfake"
+	"github.com/pimbot/pimbot/internal/fuzzkit"
 )
 
 // Fuzzing of POST /api/messages with a valid Bot Framework token: whatever the activity,
@@ -36,58 +34,14 @@ type teamsRig struct {
 	token   string
 	pending string
 	active  string
-	logs    *refusalLog
+	logs    *fuzzkit.Tap
 	seq     int
 }
 
-// refusalLog keeps the surface's log lines that say the connector refused what it was sent.
-type refusalLog struct {
-	mu   sync.Mutex
-	seen []string
-}
-
-func (l *refusalLog) Enabled(context.Context, slog.Level) bool { return true }
-func (l *refusalLog) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
-	line := b.String()
-	for _, bad := range []string{"MessageSizeTooBig", "BadSyntax", "Unknown activity type", "encode:"} {
-		if strings.Contains(line, bad) {
-			l.mu.Lock()
-			l.seen = append(l.seen, line)
-			l.mu.Unlock()
-		}
-	}
-	return nil
-}
-func (l *refusalLog) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *refusalLog) WithGroup(string) slog.Handler      { return l }
-
-func (l *refusalLog) take() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := l.seen
-	l.seen = nil
-	return out
-}
-
-// boundMinimization caps how long go test -fuzz spends shrinking each new input to about a
-// second (its default is a minute), unless -fuzzminimizetime was given: an execution here
-// takes about a millisecond, and the default would spend CI's few seconds of fuzzing on
-// shrinking one input.
-func boundMinimization() {
-	given := false
-	flag.Visit(func(fl *flag.Flag) { given = given || fl.Name == "test.fuzzminimizetime" })
-	if !given {
-		_ = flag.Set("test.fuzzminimizetime", "1s")
-	}
-}
-
 func newTeamsRig(tb testing.TB) *teamsRig {
-	boundMinimization()
+	fuzzkit.BoundMinimization()
 	e := newEnv(tb)
-	logs := &refusalLog{}
+	logs := fuzzkit.NewTap("MessageSizeTooBig", "BadSyntax", "Unknown activity type", "encode:")
 	// The surface under test logs to logs; it shares the engine and Redis of env.
 	getenv := func(k string) string {
 		return map[string]string{
@@ -139,7 +93,7 @@ func (r *teamsRig) exchange(t *testing.T, body []byte) (int, string) {
 	rec := httptest.NewRecorder()
 	r.h.ServeHTTP(rec, req) // in this goroutine: a panic fails the execution
 	code, answer := rec.Code, rec.Body.String()
-	if refused := r.logs.take(); len(refused) > 0 {
+	if refused := r.logs.Take(); len(refused) > 0 {
 		t.Fatalf("the connector refused what pimbot sent: %s", strings.Join(refused, "\n"))
 	}
 	var act struct{ Type, Name string }
