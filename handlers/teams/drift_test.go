@@ -1,17 +1,13 @@
 package teams_test
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pimbot/pimbot/bot"
-	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/handlers/teams/teamsfake"
-	"github.com/pimbot/pimbot/store/storetest"
 )
 
 const (
@@ -41,22 +37,12 @@ directory:
 	return p
 }
 
-// newPolicyEnv is newEnv with another policy; the approval channel is known to the fake
-// unless known is false.
+// newPolicyEnv is newEnvWith, with the bot installed in the team (so it knows the tenant's
+// serviceUrl).
 func newPolicyEnv(t *testing.T, policy string, known bool) *env {
 	t.Helper()
-	pol, err := bot.ParsePolicy("test.yaml", []byte(policy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, ctx: context.Background(), pol: pol, store: storetest.New(t), dir: local.New(pol),
-		clock: &fakeClock{t: time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)}}
-	e.fake = teamsfake.New(t, appID, appSecret, tenantID)
-	if known {
-		e.fake.AddConversation(approvals)
-	}
-	e.surface, e.eng, e.url = e.start()
-	e.send(e.fake.InstallTeam(bob, teamID)) // the bot learns the tenant's serviceUrl
+	e := newEnvWith(t, policy, known)
+	e.send(e.fake.InstallTeam(bob, teamID))
 	return e
 }
 

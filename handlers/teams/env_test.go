@@ -96,16 +96,22 @@ type env struct {
 	url     string // POST /api/messages of the surface
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvWith(t, testPolicy, true) }
+
+// newEnvWith is newEnv with another policy; the approval channel is known to the fake
+// unless known is false.
+func newEnvWith(t testing.TB, policy string, known bool) *env {
 	t.Helper()
-	pol, err := bot.ParsePolicy("test.yaml", []byte(testPolicy))
+	pol, err := bot.ParsePolicy("test.yaml", []byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, ctx: context.Background(), pol: pol, store: storetest.New(t), dir: local.New(pol),
 		clock: &fakeClock{t: time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)}}
 	e.fake = teamsfake.New(t, appID, appSecret, tenantID)
-	e.fake.AddConversation(approvals)
+	if known {
+		e.fake.AddConversation(approvals)
+	}
 	e.surface, e.eng, e.url = e.start()
 	return e
 }
