@@ -180,11 +180,12 @@ func (e *Engine) groupClaims(claimed []Claimed) [][]Claimed {
 }
 
 // runGroup runs one request's jobs in order and reports those to acknowledge.
-// When ctx ends (shutdown) before a job has started, that job and the rest of its group are
-// handed back to the queue, due at once, for another replica (or this one's next start).
+// The first job starts at once; when ctx ends (shutdown) while a job runs, the jobs of the
+// group after it are handed back to the queue, due at once, for another replica (or this
+// one's next start).
 func (e *Engine) runGroup(ctx context.Context, now time.Time, group []Claimed, ack func(string)) {
 	for i, c := range group {
-		if ctx.Err() != nil {
+		if i > 0 && ctx.Err() != nil {
 			ids := make([]string, 0, len(group)-i)
 			for _, rest := range group[i:] {
 				ids = append(ids, rest.Job.ID)
