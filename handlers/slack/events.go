@@ -25,8 +25,7 @@ func (s *Surface) event(ctx context.Context, eventID string, ev slackevents.Even
 		s.message(e)
 	case *slackevents.AppHomeOpenedEvent:
 		if e.Tab == "home" && e.User != "" {
-			user := e.User
-			s.later("app home", func(ctx context.Context) { s.publishHome(ctx, user) })
+			s.refreshHome(e.User, true)
 		}
 	}
 }
@@ -70,14 +69,20 @@ func (s *Surface) message(e *slackevents.MessageEvent) {
 	s.later("dm", f)
 }
 
-// publishHome draws the person's App Home.
-func (s *Surface) publishHome(ctx context.Context, slackID string) {
+// publishHome draws the person's App Home. opened says that they just opened it: that is
+// remembered (homeTTL) so that changes to their requests redraw it while it may be open.
+func (s *Surface) publishHome(ctx context.Context, slackID string, opened bool) {
 	var (
 		groups  []*bot.Group
 		rs      []*bot.Request
 		problem string
 	)
 	u, err := s.identify(ctx, slackID)
+	if err == nil && opened {
+		if err := s.kv.SetValue(ctx, keyHome(u.ID), slackID, homeTTL); err != nil {
+			s.log.Warn("slack: cannot remember that the App Home was opened", "err", err)
+		}
+	}
 	if err == nil {
 		groups, err = s.eligible(ctx, u)
 	}
@@ -89,7 +94,7 @@ func (s *Surface) publishHome(ctx context.Context, slackID string) {
 	}
 	view := homeView(groups, rs, problem, s.now(), s.loc())
 	if _, err := s.api.PublishViewContext(ctx, slack.PublishViewContextRequest{UserID: slackID, View: view}); err != nil {
-		s.log.Warn("slack views.publish failed", "err", err)
+		s.log.Warn("slack views.publish failed", "user", slackID, "err", err)
 	}
 }
 

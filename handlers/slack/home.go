@@ -1,8 +1,10 @@
 package slack
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
@@ -55,4 +57,101 @@ func groupFacts(g *bot.Group) string {
 		facts = append(facts, "needs a ticket")
 	}
 	return strings.Join(facts, " · ")
+}
+
+// homeTTL is how long the surface remembers that a person opened their App Home: their
+// Home is republished when one of their requests changes until this long after they last
+// opened it.
+const homeTTL = 30 * 24 * time.Hour
+
+// keyHome marks a directory user whose App Home was opened; the value is their Slack id.
+func keyHome(dirID string) string { return "slack:home:" + dirID }
+
+// homeRuns coalesces App Home refreshes per Surface and Slack user: at most one is queued or
+// running at a time, and a refresh asked for while one runs makes it run once more, so
+// that the last view published was drawn after the last change asked for it (two workers
+// drawing the same Home at once could publish the older state last).
+var homeRuns = struct {
+	sync.Mutex
+	m map[homeRun]*homeWant
+}{m: map[homeRun]*homeWant{}}
+
+type homeRun struct {
+	s    *Surface
+	user string
+}
+
+type homeWant struct{ again, opened bool }
+
+// refreshHome queues a redraw of a person's App Home. opened says that they just opened
+// it (app_home_opened), which is remembered so that later changes redraw it too.
+func (s *Surface) refreshHome(slackID string, opened bool) {
+	k := homeRun{s, slackID}
+	homeRuns.Lock()
+	if w, busy := homeRuns.m[k]; busy {
+		w.again = true
+		w.opened = w.opened || opened
+		homeRuns.Unlock()
+		return
+	}
+	homeRuns.m[k] = &homeWant{}
+	homeRuns.Unlock()
+	if !s.later("app home", func(ctx context.Context) { s.homeLoop(ctx, k, opened) }) {
+		homeRuns.Lock()
+		delete(homeRuns.m, k)
+		homeRuns.Unlock()
+	}
+}
+
+// homeLoop publishes the Home until nobody asked for it again while it was being drawn.
+// What was asked while the task waited in the queue is covered by its first drawing.
+func (s *Surface) homeLoop(ctx context.Context, k homeRun, opened bool) {
+	finished := false
+	defer func() {
+		if !finished { // a panic: let the next change queue a refresh again
+			homeRuns.Lock()
+			delete(homeRuns.m, k)
+			homeRuns.Unlock()
+		}
+	}()
+	for {
+		homeRuns.Lock()
+		if w := homeRuns.m[k]; w != nil {
+			opened = opened || w.opened
+			w.again, w.opened = false, false
+		}
+		homeRuns.Unlock()
+		s.publishHome(ctx, k.user, opened)
+		homeRuns.Lock()
+		w := homeRuns.m[k]
+		if w == nil || !w.again || ctx.Err() != nil {
+			delete(homeRuns.m, k)
+			finished = true
+			homeRuns.Unlock()
+			if w != nil && w.again { // out of time: a fresh task for what came meanwhile
+				s.refreshHome(k.user, w.opened)
+			}
+			return
+		}
+		homeRuns.Unlock()
+		opened = false
+	}
+}
+
+// refreshRequesterHome redraws the App Home of the requester of ev if they opened it in
+// the last homeTTL. The redraw runs in the background: Notify neither waits for it nor
+// fails or retries because of it.
+func (s *Surface) refreshRequesterHome(ctx context.Context, ev bot.Event) {
+	id := ev.Request.Requester.ID
+	if id == "" {
+		return
+	}
+	slackID, ok, err := s.kv.GetValue(ctx, keyHome(id))
+	if err != nil {
+		s.log.Warn("slack: cannot read whether the requester opened the App Home", "request_id", ev.Request.ID, "err", err)
+		return
+	}
+	if ok && slackID != "" {
+		s.refreshHome(slackID, false)
+	}
 }

@@ -58,6 +58,10 @@ func (s *Surface) saveRef(ctx context.Context, id string, ref approvalRef) error
 // settings.audit_channel.slack, every audit-worthy event is also summed up there in one
 // line; that line is marked sent on its own, so a retry caused by another step does not
 // post it again.
+//
+// The requester's App Home is redrawn in the background if they opened it lately, for a
+// request from any surface (the Home lists them all). That needs no mark (publishing the
+// Home again is harmless), and its failures are logged, never returned.
 func (s *Surface) Notify(ctx context.Context, ev bot.Event) error {
 	if ev.Request == nil {
 		return nil
@@ -72,6 +76,7 @@ func (s *Surface) Notify(ctx context.Context, ev bot.Event) error {
 		if ev.Request.Surface == Name {
 			err = errors.Join(err, s.notifyRequester(ctx, ev, g, who))
 		}
+		s.refreshRequesterHome(ctx, ev)
 	}
 	return errors.Join(err, s.notifyAudit(ctx, ev))
 }
