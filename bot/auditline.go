@@ -7,15 +7,9 @@ import (
 	"unicode"
 )
 
-// AuditWorthy reports whether an event is summed up in a surface's audit channel: every
-// submission, decision, activation, end, extension, failure and drift finding. Reminders,
-// delays and MFA prompts are not.
-func AuditWorthy(typ string) bool {
-	_, ok := auditLabels[typ]
-	return ok
-}
-
-// auditLabels name each audit-worthy event at the head of its line.
+// auditLabels name each audit-worthy event at the head of its line: every submission,
+// decision, activation, end, extension, failure and drift finding. Reminders, delays and
+// MFA prompts are not summed up.
 var auditLabels = map[string]string{
 	EvSubmitted: "submitted", EvApprovalAdded: "approval", EvApproved: "approved", EvDenied: "denied",
 	EvCanceled: "canceled", EvTimedOut: "timed out", EvActivated: "activated", EvEnded: "ended",
@@ -41,7 +35,7 @@ func AuditLine(ev Event, loc *time.Location) (line string, ok bool) {
 		loc = time.UTC
 	}
 	at := func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04 MST") }
-	drift := strings.HasPrefix(ev.Type, "drift")
+	drift := IsDrift(ev.Type)
 	head := at(ev.At) + " " + label
 	if !drift {
 		head += " " + r.ID

@@ -19,6 +19,11 @@ const (
 	EvDriftRemoveFailed = "drift_remove_failed" // … and removing them failed; tried again next round
 )
 
+// IsDrift reports whether an event is a drift finding rather than a step of a request.
+func IsDrift(typ string) bool {
+	return typ == EvDrift || typ == EvDriftRemoved || typ == EvDriftRemoveFailed
+}
+
 // Drift tuning.
 const (
 	DriftInterval    = 15 * time.Minute

@@ -43,7 +43,7 @@ func driftEvents(rec *recorder) []string {
 	defer rec.mu.Unlock()
 	var out []string
 	for _, ev := range rec.events {
-		if strings.HasPrefix(ev.Type, "drift") {
+		if bot.IsDrift(ev.Type) {
 			if ev.Request.Surface != "" || !strings.HasPrefix(ev.Request.ID, "drift-") {
 				panic("a drift event must concern no request and no requester's surface")
 			}

@@ -35,7 +35,7 @@ func (r *recorder) drift() []string {
 	defer r.mu.Unlock()
 	var out []string
 	for _, ev := range r.events {
-		if strings.HasPrefix(ev.Type, "drift") {
+		if bot.IsDrift(ev.Type) {
 			out = append(out, ev.Type+" "+ev.Request.Requester.Email+" "+string(ev.Request.Access)+" of "+ev.Request.Group)
 		}
 	}

@@ -67,18 +67,13 @@ const homeTTL = 30 * 24 * time.Hour
 // keyHome marks a directory user whose App Home was opened; the value is their Slack id.
 func keyHome(dirID string) string { return "slack:home:" + dirID }
 
-// homeRuns coalesces App Home refreshes per Surface and Slack user: at most one is queued or
-// running at a time, and a refresh asked for while one runs makes it run once more, so
-// that the last view published was drawn after the last change asked for it (two workers
-// drawing the same Home at once could publish the older state last).
-var homeRuns = struct {
+// homeRuns coalesces App Home refreshes per Slack user: at most one is queued or running
+// at a time, and a refresh asked for while one runs makes it run once more, so that the
+// last view published was drawn after the last change asked for it (two workers drawing
+// the same Home at once could publish the older state last).
+type homeRuns struct {
 	sync.Mutex
-	m map[homeRun]*homeWant
-}{m: map[homeRun]*homeWant{}}
-
-type homeRun struct {
-	s    *Surface
-	user string
+	m map[string]*homeWant // by Slack user id
 }
 
 type homeWant struct{ again, opened bool }
@@ -86,7 +81,7 @@ type homeWant struct{ again, opened bool }
 // refreshHome queues a redraw of a person's App Home. opened says that they just opened
 // it (app_home_opened), which is remembered so that later changes redraw it too.
 func (s *Surface) refreshHome(slackID string, opened bool) {
-	k := homeRun{s, slackID}
+	k, homeRuns := slackID, &s.homes
 	homeRuns.Lock()
 	if w, busy := homeRuns.m[k]; busy {
 		w.again = true
@@ -105,7 +100,8 @@ func (s *Surface) refreshHome(slackID string, opened bool) {
 
 // homeLoop publishes the Home until nobody asked for it again while it was being drawn.
 // What was asked while the task waited in the queue is covered by its first drawing.
-func (s *Surface) homeLoop(ctx context.Context, k homeRun, opened bool) {
+func (s *Surface) homeLoop(ctx context.Context, k string, opened bool) {
+	homeRuns := &s.homes
 	finished := false
 	defer func() {
 		if !finished { // a panic: let the next change queue a refresh again
@@ -121,7 +117,7 @@ func (s *Surface) homeLoop(ctx context.Context, k homeRun, opened bool) {
 			w.again, w.opened = false, false
 		}
 		homeRuns.Unlock()
-		s.publishHome(ctx, k.user, opened)
+		s.publishHome(ctx, k, opened)
 		homeRuns.Lock()
 		w := homeRuns.m[k]
 		if w == nil || !w.again || ctx.Err() != nil {
@@ -129,7 +125,7 @@ func (s *Surface) homeLoop(ctx context.Context, k homeRun, opened bool) {
 			finished = true
 			homeRuns.Unlock()
 			if w != nil && w.again { // out of time: a fresh task for what came meanwhile
-				s.refreshHome(k.user, w.opened)
+				s.refreshHome(k, w.opened)
 			}
 			return
 		}

@@ -26,12 +26,11 @@ func (e *env) openHome(slackID string) {
 // homeIdle waits until no App Home redraw of a Slack user is queued or running.
 func (e *env) homeIdle(slackID string) {
 	e.t.Helper()
-	k := homeRun{e.s, slackID}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		homeRuns.Lock()
-		_, busy := homeRuns.m[k]
-		homeRuns.Unlock()
+		e.s.homes.Lock()
+		_, busy := e.s.homes.m[slackID]
+		e.s.homes.Unlock()
 		if !busy {
 			return
 		}

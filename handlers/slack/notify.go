@@ -68,7 +68,7 @@ func (s *Surface) Notify(ctx context.Context, ev bot.Event) error {
 	}
 	g := s.groupOf(ev.Request)
 	var err error
-	if isDrift(ev.Type) {
+	if bot.IsDrift(ev.Type) {
 		err = s.notifyDrift(ctx, ev, g)
 	} else {
 		who := s.people(ctx, ev)
@@ -79,10 +79,6 @@ func (s *Surface) Notify(ctx context.Context, ev bot.Event) error {
 		s.refreshRequesterHome(ctx, ev)
 	}
 	return errors.Join(err, s.notifyAudit(ctx, ev))
-}
-
-func isDrift(typ string) bool {
-	return typ == bot.EvDrift || typ == bot.EvDriftRemoved || typ == bot.EvDriftRemoveFailed
 }
 
 // notifyDrift tells the group's Slack approval channel that someone holds access without a

@@ -78,6 +78,7 @@ type Surface struct {
 	log    *slog.Logger
 	opt    Options
 	pool   *pool
+	homes  homeRuns // App Home redraws queued or running
 }
 
 var _ bot.Notifier = (*Surface)(nil)
@@ -137,7 +138,7 @@ func New(o Options) (*Surface, error) {
 	return &Surface{
 		api: o.Client, eng: o.Engine, kv: o.KV, secret: o.SigningSecret,
 		log: o.Logger.With("surface", Name), opt: o,
-		pool: newPool(o.Queue, taskTimeout),
+		pool: newPool(o.Queue, taskTimeout), homes: homeRuns{m: map[string]*homeWant{}},
 	}, nil
 }
 

@@ -20,7 +20,7 @@ func (s *Surface) Notify(ctx context.Context, ev bot.Event) error {
 	}
 	g, _ := s.eng.Policy().Group(r.GroupID)
 	var errs []error
-	if isDrift(ev.Type) {
+	if bot.IsDrift(ev.Type) {
 		// Access held without a grant concerns no request: only the approvers hear of it.
 		if g != nil && g.ApprovalChannel[Name] != "" {
 			if err := s.postOnce(ctx, ev, g.ApprovalChannel[Name], "drift", DriftCard(s.view(""), ev), "Access without a grant in "+r.Group); err != nil {
@@ -40,10 +40,6 @@ func (s *Surface) Notify(ctx context.Context, ev bot.Event) error {
 		}
 	}
 	return errors.Join(append(errs, s.tellAudit(ctx, ev))...)
-}
-
-func isDrift(typ string) bool {
-	return typ == bot.EvDrift || typ == bot.EvDriftRemoved || typ == bot.EvDriftRemoveFailed
 }
 
 // tellAudit sums up the event in one line in the Teams audit channel, when the policy sets
@@ -66,7 +62,7 @@ func (s *Surface) tellAudit(ctx context.Context, ev bot.Event) error {
 
 // auditRef names the request in the preview; a drift finding has no request id worth showing.
 func auditRef(ev bot.Event) string {
-	if isDrift(ev.Type) {
+	if bot.IsDrift(ev.Type) {
 		return ev.Request.Group
 	}
 	return ev.Request.ID
