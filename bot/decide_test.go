@@ -251,7 +251,11 @@ func TestCustomStart_WindowCountsFromActualStart(t *testing.T) {
 	if got.State != bot.StateActive || !got.ActivatedAt.Equal(start) || !got.EndsAt.Equal(start.Add(2*time.Hour)) {
 		t.Fatalf("state %s activated %s ends %s", got.State, got.ActivatedAt, got.EndsAt)
 	}
-	// Approved only after the start time: the window still counts from activation.
+	// Approved only after the start time: the window still counts from activation. (The
+	// group has a permanent owner, so an ownership can be granted and taken back.)
+	if err := e.dir.Add(e.ctx, "g-prod", e.actor("dave").User.ID, bot.Owner); err != nil {
+		t.Fatal(err)
+	}
 	l := e.submit("alice", "prod-db-admins", bot.SubmitInput{Access: bot.Owner, Duration: time.Hour})
 	e.clock.Advance(45 * time.Minute)
 	if _, err := e.eng.Approve(e.ctx, e.actor("carol"), l.ID); err != nil {

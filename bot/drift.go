@@ -199,7 +199,8 @@ func (rc *Reconciler) Once(ctx context.Context) ([]Drift, error) {
 				continue
 			}
 			taken = append(taken, key+"|act")
-			if d.Err = c.Directory.Remove(ctx, cd.g.ID, cd.u.ID, cd.a); d.Err == nil {
+			if d.Err = c.Directory.Remove(ctx, cd.g.ID, cd.u.ID, cd.a); d.Err == nil || errors.Is(d.Err, ErrNotHeld) {
+				d.Err = nil // not held (any more): what the round wanted
 				d.Removed, typ = true, EvDriftRemoved
 			} else {
 				typ = EvDriftRemoveFailed

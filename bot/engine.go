@@ -43,6 +43,8 @@ type Hooks struct {
 	Decided   func(decision string)
 	JobDone   func(kind string, lag time.Duration, err error)
 	TakenOver func()
+	// DeadLettered: a job (or its request) could not be decoded and left the queue.
+	DeadLettered func(kind string)
 }
 
 // Engine takes every decision: who may do what, which state comes next, which jobs follow.
@@ -236,6 +238,9 @@ func (e *Engine) limits(userID string, now time.Time) *Limits {
 // Submit validates an activation request against the policy and records it.
 func (e *Engine) Submit(ctx context.Context, a Actor, in SubmitInput) (r *Request, err error) {
 	defer func() { e.observeSubmit(a.Surface, err) }()
+	if err := e.checkEnabled(ctx, a, "request access"); err != nil {
+		return nil, err
+	}
 	g, ok := e.pol.Group(in.Group)
 	if !ok {
 		return nil, e.unknownGroup(ctx, a, in.Group)
@@ -517,6 +522,9 @@ func (e *Engine) Deny(ctx context.Context, a Actor, id, reason string) (*Request
 
 // checkDecider: only a pending request, only an approver of its group, never the requester unless allowed.
 func (e *Engine) checkDecider(ctx context.Context, a Actor, r *Request, action string) error {
+	if err := e.checkEnabled(ctx, a, action); err != nil {
+		return err
+	}
 	g, err := e.groupOf(r)
 	if err != nil {
 		return err
@@ -533,6 +541,28 @@ func (e *Engine) checkDecider(ctx context.Context, a Actor, r *Request, action s
 	}
 	if action == "approve" && r.Requester.ID == a.User.ID && !g.AllowSelfApproval {
 		return &PermissionError{Action: action, Reason: "it is your own request; another approver of " + g.Name + " must decide"}
+	}
+	return nil
+}
+
+// checkEnabled refuses a person whose directory account is disabled (Entra accountEnabled:
+// false): they may neither request nor approve. Ending access (cancel, deactivate) stays open.
+// The account is read from the directory (whose cache is short), not trusted from the
+// surface's identity cache, which may be an hour old.
+func (e *Engine) checkEnabled(ctx context.Context, a Actor, action string) error {
+	u := a.User
+	if !u.Disabled {
+		fresh, err := e.dir.ResolveUser(ctx, a.User.ID)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return &PermissionError{Action: action, Reason: "your account (" + u.Handle() + ") is no longer in the directory"}
+		case err != nil:
+			return fmt.Errorf("%s: look up %s: %w", action, u.Handle(), errors.Join(ErrUnavailable, err))
+		}
+		u.Disabled = fresh.Disabled
+	}
+	if u.Disabled {
+		return &PermissionError{Action: action, Reason: "your directory account (" + u.Handle() + ") is disabled; ask your administrators"}
 	}
 	return nil
 }
@@ -618,7 +648,7 @@ func (e *Engine) Deactivate(ctx context.Context, a Actor, id string) (*Request, 
 		r := cur.Clone()
 		switch cur.State {
 		case StateActive:
-			if cur.EndReason != "" {
+			if cur.Ending() {
 				return nil, &StateError{ID: cur.ID, State: "being deactivated", Action: "deactivate"}
 			}
 			r.EndsAt, r.EndReason = now, "deactivated by "+a.User.Handle()
@@ -656,10 +686,13 @@ func (e *Engine) Extend(ctx context.Context, a Actor, id string, d time.Duration
 	if err != nil {
 		return nil, err
 	}
+	if err := e.checkEnabled(ctx, a, "extend"); err != nil {
+		return nil, err
+	}
 	if parent.Requester.ID != a.User.ID {
 		return nil, &PermissionError{Action: "extend", Reason: "only the requester (" + parent.Requester.Handle() + ") may extend it"}
 	}
-	if parent.State != StateActive || parent.EndReason != "" || parent.Kind != KindActivate {
+	if parent.State != StateActive || parent.Ending() || parent.Kind != KindActivate {
 		return nil, &StateError{ID: parent.ID, State: parent.State, Action: "extend"}
 	}
 	g, err := e.groupOf(parent)
@@ -721,7 +754,7 @@ func (e *Engine) applyExtension(ctx context.Context, tx *Tx, ext *Request, a Act
 	}
 	ext.State, ext.EndedAt = StateApplied, now
 	tx.OpenUnlock = append(tx.OpenUnlock, lockOf(ext))
-	if parent.State != StateActive || parent.EndReason != "" {
+	if parent.State != StateActive || parent.Ending() {
 		ext.State, ext.EndReason = StateCanceled, "the grant it extends is no longer active"
 		e.emit(tx, Event{Type: EvCanceled, Request: ext, Parent: parent, At: now, Detail: ext.EndReason}, a)
 		return tx, nil

@@ -16,6 +16,13 @@ var (
 	ErrUnavailable = errors.New("temporarily unavailable")
 	// ErrForbidden: the directory refused an operation that will not heal by retrying.
 	ErrForbidden = errors.New("forbidden")
+	// ErrNotHeld: the directory says the user does not hold the access (Graph's 404 on a
+	// removal). Within minutes of an add this may be replication lag, not the truth.
+	ErrNotHeld = errors.New("not held")
+	// ErrLastOwner: the directory refuses to remove the last owner of a group.
+	ErrLastOwner = errors.New("last owner of the group")
+	// ErrFenced: the job's lease was taken over by another claim; this claim must not act.
+	ErrFenced = errors.New("lease taken over")
 )
 
 // FieldError is a validation refusal tied to one field of the activation form,

@@ -124,10 +124,8 @@ func TestCrashAfterAdd_LeaseExpiryRecovers(t *testing.T) {
 	if err != nil || len(claimed) == 0 {
 		t.Fatalf("claim: %v %v", claimed, err)
 	}
-	// The "crashed" worker did the add and nothing else.
-	if err := e.dir.Add(e.ctx, "g-sandbox", r.Requester.ID, bot.Member); err != nil {
-		t.Fatal(err)
-	}
+	// The "crashed" worker recorded its intent, did the add and nothing else.
+	crashAfterAdd(t, e, claimed[0], r)
 	e.drain() // nothing is due: the job is leased
 	if e.get(r.ID).State != bot.StateScheduled {
 		t.Fatal("ran a leased job")
@@ -145,6 +143,22 @@ func TestCrashAfterAdd_LeaseExpiryRecovers(t *testing.T) {
 	}
 }
 
+// crashAfterAdd does what a worker does before its add, then the add, and dies: the intent
+// to add is committed under the claim, and the directory holds the grant.
+func crashAfterAdd(t *testing.T, e *env, c bot.Claimed, r *bot.Request) {
+	t.Helper()
+	cur := e.get(r.ID)
+	next := cur.Clone()
+	next.Grant, next.AddedAt = bot.GrantAdding, e.clock.Now()
+	l := c.Lease()
+	if err := e.store.Commit(e.ctx, &bot.Tx{Puts: []bot.Put{{Request: next, Expect: cur.Version}}, Fence: &l}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.dir.Add(e.ctx, r.GroupID, r.Requester.ID, r.Access); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A cancel that lands while the activation is in flight never leaves a grant behind.
 func TestCancelDuringActivation_NoGrantLeft(t *testing.T) {
 	e := newEnv(t)
@@ -153,7 +167,7 @@ func TestCancelDuringActivation_NoGrantLeft(t *testing.T) {
 	if len(claimed) == 0 {
 		t.Fatal("nothing claimed")
 	}
-	_ = e.dir.Add(e.ctx, "g-sandbox", r.Requester.ID, bot.Member) // in flight...
+	crashAfterAdd(t, e, claimed[0], r) // in flight...
 	if _, err := e.eng.Cancel(e.ctx, e.actor("alice"), r.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -65,6 +65,7 @@ type Settings struct {
 // SeedUser and SeedGroup fill the local directory (used without Graph credentials).
 type SeedUser struct {
 	ID, Email, UPN, Name string
+	Disabled             bool // the account is disabled (Entra accountEnabled: false)
 }
 
 type SeedGroup struct {
@@ -578,12 +579,18 @@ func (p *parser) directory(n *yaml.Node, pol *Policy) error {
 		}
 		for i, u := range un.Content {
 			path := fmt.Sprintf("directory.users[%d]", i)
-			uf, err := p.fields(u, path, "email", "upn", "name", "id")
+			uf, err := p.fields(u, path, "email", "upn", "name", "id", "disabled")
 			if err != nil {
 				return err
 			}
 			var su SeedUser
 			for k, v := range uf {
+				if k == "disabled" {
+					if su.Disabled, err = p.boolean(v, join(path, k)); err != nil {
+						return err
+					}
+					continue
+				}
 				s, err := p.str(v, join(path, k))
 				if err != nil {
 					return err

@@ -43,7 +43,23 @@ type Claimed struct {
 	Request    *Request
 	TakenOver  bool // the lease of an earlier claim had run out
 	LeaseUntil time.Time
+	// Token fences this claim: a commit, ack, retry or release of the job carries it and is
+	// refused once another claim has taken the job over (the lease ran out meanwhile).
+	Token string
+	// Err is set when the job or its request could not be decoded (a poison row: a record
+	// written by another build, or edited by hand). The store has already moved the job to
+	// the dead-letter set; the engine only raises the alert.
+	Err error
 }
+
+// Lease names one claim of a job: its id and the claim's fencing token.
+type Lease struct {
+	JobID string
+	Token string
+}
+
+// Lease is the claim's fencing reference.
+func (c Claimed) Lease() Lease { return Lease{JobID: c.Job.ID, Token: c.Token} }
 
 // Put writes one request record if its stored version is still Expect
 // (0: the record must not exist yet). The record is stored with Version = Expect+1.
@@ -57,9 +73,12 @@ type Tx struct {
 	Puts       []Put
 	Schedule   []Job    // add or move jobs (by id) in the due set
 	Unschedule []string // job ids to drop from the due set (and their leases)
-	Ack        []string // claimed job ids that are done
-	OpenLock   []Lock   // open keys to take (*DuplicateError if held by another request)
-	OpenUnlock []Lock   // open keys to release (only if still held by that request)
+	// Fence, when set, makes the whole tx conditional on that claim still holding its job's
+	// lease (ErrFenced otherwise, nothing written); the job is acknowledged with it.
+	Fence      *Lease
+	Ack        []Lease // claimed jobs that are done; each is acknowledged only while its claim holds the lease
+	OpenLock   []Lock  // open keys to take (*DuplicateError if held by another request)
+	OpenUnlock []Lock  // open keys to release (only if still held by that request)
 	Audit      []AuditRecord
 	Limits     *Limits // checked before anything is written (new requests only)
 }
@@ -92,11 +111,11 @@ type Store interface {
 	// NextDue is the due time of the earliest job, or zero if none.
 	NextDue(ctx context.Context) (time.Time, error)
 	// Retry puts a claimed job back in the due set at the given time with Attempt+1.
-	Retry(ctx context.Context, job Job, at time.Time) error
-	// Release hands claimed jobs back (due now) without running them (graceful shutdown).
-	Release(ctx context.Context, jobIDs []string) error
-	// CountRecent counts the user's requests created at or after since (abuse limits).
-	CountRecent(ctx context.Context, userID string, since time.Time) (int, error)
+	// It returns ErrFenced if the claim no longer holds the job's lease.
+	Retry(ctx context.Context, l Lease, job Job, at time.Time) error
+	// Release hands claimed jobs back (due now) without running them (graceful shutdown);
+	// a job whose claim was taken over meanwhile is left to its new holder.
+	Release(ctx context.Context, leases []Lease) error
 	// AuditSince reads the audit trail from since, oldest first.
 	AuditSince(ctx context.Context, since time.Time, limit int) ([]AuditRecord, error)
 	// OpenRequests maps every open key (requester|group id|access) to its open request id.
@@ -115,19 +134,27 @@ type KV interface {
 }
 
 // Directory is the identity directory (Entra ID through Microsoft Graph, or the local one).
-// Add and Remove are idempotent: adding a holder or removing a non-holder is success.
 // Errors that will not heal by retrying wrap ErrForbidden or ErrNotFound.
 type Directory interface {
-	// ResolveUser finds a user by e-mail, UPN or object id.
+	// ResolveUser finds a user by e-mail, UPN or object id. A disabled account is returned
+	// with Disabled set (not as an error), so callers can say why it may not act.
 	ResolveUser(ctx context.Context, ref string) (User, error)
 	// InGroup reports whether the user is a member of the group (by mail or id), transitively.
 	InGroup(ctx context.Context, userID, groupRef string) (bool, error)
+	// Holds reports whether the user holds the access directly (not through a nested group).
+	Holds(ctx context.Context, groupID, userID string, access Access) (bool, error)
+	// Add makes the user a member (or owner); adding a holder is success.
 	Add(ctx context.Context, groupID, userID string, access Access) error
+	// Remove takes the access away. When the directory answers that the user does not hold
+	// it, the error wraps ErrNotHeld: final for an old grant, but possibly replication lag
+	// within minutes of the add. Removing the last owner wraps ErrLastOwner.
 	Remove(ctx context.Context, groupID, userID string, access Access) error
 }
 
 // MemberLister is what only some directories can do: list who holds a group now.
 type MemberLister interface {
+	// Holders lists the users (never service principals or nested groups) who hold the
+	// access directly.
 	Holders(ctx context.Context, groupID string, access Access) ([]User, error)
 }
 

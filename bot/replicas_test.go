@@ -58,18 +58,18 @@ func (s mortalStore) Commit(ctx context.Context, tx *bot.Tx) error {
 	return s.Redis.Commit(ctx, tx)
 }
 
-func (s mortalStore) Retry(ctx context.Context, j bot.Job, at time.Time) error {
+func (s mortalStore) Retry(ctx context.Context, l bot.Lease, j bot.Job, at time.Time) error {
 	if s.m.dead.Load() {
 		return errDead
 	}
-	return s.Redis.Retry(ctx, j, at)
+	return s.Redis.Retry(ctx, l, j, at)
 }
 
-func (s mortalStore) Release(ctx context.Context, ids []string) error {
+func (s mortalStore) Release(ctx context.Context, ls []bot.Lease) error {
 	if s.m.dead.Load() {
 		return errDead
 	}
-	return s.Redis.Release(ctx, ids)
+	return s.Redis.Release(ctx, ls)
 }
 
 func (s mortalStore) NextDue(ctx context.Context) (time.Time, error) {

@@ -50,6 +50,12 @@ func (s State) Terminal() bool {
 	return true
 }
 
+// Waiting reports whether the request waits for something before it starts (MFA, approval
+// or its start time): what the max_pending limit counts.
+func (s State) Waiting() bool {
+	return s == StateVerifying || s == StatePending || s == StateScheduled
+}
+
 // Label is the state in words for people.
 func (s State) Label() string {
 	switch s {
@@ -65,6 +71,17 @@ func (s State) Label() string {
 	return string(s)
 }
 
+// GrantState is what the directory holds for a request, apart from the request's own state.
+type GrantState string
+
+const (
+	GrantNone     GrantState = ""         // nothing was asked of the directory
+	GrantAdding   GrantState = "adding"   // the add was asked for (or is about to be): the directory may hold it
+	GrantHeld     GrantState = "held"     // the directory confirmed the add
+	GrantRemoving GrantState = "removing" // the removal is under way
+	GrantRemoved  GrantState = "removed"  // the directory confirmed the removal (or never held it)
+)
+
 // Kinds of request.
 const (
 	KindActivate = "activate"
@@ -77,6 +94,9 @@ type User struct {
 	Email string `json:"email,omitempty"`
 	UPN   string `json:"upn,omitempty"`
 	Name  string `json:"name,omitempty"`
+	// Disabled: the directory account is disabled (Entra accountEnabled: false); such a
+	// person can neither request nor approve.
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // Display is the name to show people.
@@ -145,6 +165,9 @@ type Request struct {
 
 	MFAVerifiedAt time.Time `json:"mfa_verified_at,omitempty"` // when the requester passed step-up MFA
 
+	Grant   GrantState `json:"grant,omitempty"`    // what the directory holds
+	AddedAt time.Time  `json:"added_at,omitempty"` // when the add was first asked for (replication lag is counted from it)
+
 	Extensions []string `json:"extensions,omitempty"` // applied extension request ids
 	Failures   int      `json:"failures,omitempty"`   // consecutive directory failures of the pending job
 	LastError  string   `json:"last_error,omitempty"`
@@ -164,6 +187,12 @@ func (r *Request) Clone() *Request {
 		c.EndedBy = &d
 	}
 	return &c
+}
+
+// Ending reports whether an active grant is being removed (expired or deactivated): it can
+// no longer be extended or deactivated.
+func (r *Request) Ending() bool {
+	return r.State == StateActive && (r.EndReason != "" || r.Grant == GrantRemoving)
 }
 
 // ApprovedBy reports whether userID already approved.

@@ -61,7 +61,10 @@ func TestRoundTrips_SubmitApprovalExpiry(t *testing.T) {
 		}
 	})
 	// No notifier here: notifications are jobs of their own, claimed and acknowledged in batches.
-	measure("activation (one claim per batch + one commit per grant)", 2, func() {
+	// Activation and expiry each commit their intent (fenced by the claim) before the
+	// directory call, and the outcome after it: a crash or a stalled replica between the two
+	// leaves a record that says what may be held.
+	measure("activation (one claim per batch + intent and outcome commits per grant)", 3, func() {
 		if _, err := eng.RunDue(e.ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +72,7 @@ func TestRoundTrips_SubmitApprovalExpiry(t *testing.T) {
 	e.clock.Advance(50 * time.Minute)
 	measure("reminder (one claim per batch + one commit)", 2, func() { eng.RunDue(e.ctx) })
 	e.clock.Advance(10 * time.Minute)
-	measure("expiry (one claim per batch + one commit per grant)", 2, func() { eng.RunDue(e.ctx) })
+	measure("expiry (one claim per batch + intent and outcome commits per grant)", 3, func() { eng.RunDue(e.ctx) })
 	if got, _ := s.Get(e.ctx, r.ID); got.State != bot.StateEnded {
 		t.Fatalf("state %s", got.State)
 	}

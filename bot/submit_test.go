@@ -102,7 +102,7 @@ func TestSubmit_AbuseLimits(t *testing.T) {
 	}
 	_, err := e.eng.Submit(e.ctx, alice, bot.SubmitInput{Group: "prod-db-admins", Access: bot.Owner, Reason: "x"})
 	var le *bot.LimitError
-	if !errors.As(err, &le) || !strings.Contains(le.Message, "2 open requests") {
+	if !errors.As(err, &le) || !strings.Contains(le.Message, "2 requests waiting") {
 		t.Fatalf("third open request: err = %v, want the open-requests limit", err)
 	}
 	// Per-minute: the refused one did not count; one more fits after freeing a slot, then the rate hits.

@@ -37,12 +37,20 @@ func (d *redisDir) InGroup(ctx context.Context, userID, groupRef string) (bool, 
 	return d.seed.InGroup(ctx, userID, groupRef)
 }
 
+func (d *redisDir) Holds(ctx context.Context, groupID, userID string, a bot.Access) (bool, error) {
+	return d.rdb.SIsMember(ctx, "{"+d.prefix+"}:dir:"+groupID+":"+string(a), userID).Result()
+}
+
 func (d *redisDir) change(ctx context.Context, op, groupID, userID string, a bot.Access) error {
 	set := "{" + d.prefix + "}:dir:" + groupID + ":" + string(a)
 	log := "{" + d.prefix + "}:dirlog"
 	time.Sleep(d.before)
-	err := changeScript.Run(ctx, d.rdb, []string{set, log}, op, userID, groupID+":"+string(a), time.Now().UnixMilli()).Err()
+	changed, err := changeScript.Run(ctx, d.rdb, []string{set, log}, op, userID, groupID+":"+string(a), time.Now().UnixMilli()).Int()
 	time.Sleep(d.after)
+	if err == nil && op == "remove" && changed == 0 {
+		// As Graph: removing a non-holder is a 404.
+		return fmt.Errorf("%s does not hold %s: %w", userID, groupID, bot.ErrNotHeld)
+	}
 	return err
 }
 

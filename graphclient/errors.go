@@ -179,5 +179,15 @@ func alreadyExists(err error) bool {
 		strings.Contains(strings.ToLower(e.Message), "added object references already exist")
 }
 
-// notFound reports a 404: removing someone who is not a holder is success.
+// lastOwner reports Graph's refusal to remove the last owner of a group: 400
+// Request_BadRequest "The group must have at least one owner, hence this owner cannot be
+// removed." (group-delete-owners; also when the only other owner is a service principal).
+// Like alreadyExists, the message is all that tells it from other 400s.
+func lastOwner(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusBadRequest &&
+		strings.Contains(strings.ToLower(e.Message), "at least one owner")
+}
+
+// notFound reports a 404: no such object, or (on a removal) not a holder.
 func notFound(err error) bool { return statusOf(err) == http.StatusNotFound }

@@ -35,7 +35,7 @@ const (
 	AttemptTimeout = 10 * time.Second // one HTTP exchange with Graph
 	MaxInFlight    = 16               // Graph calls at once per process: an expiry wave must not become a throttling storm
 	MaxRetries     = 3                // retries of a throttled or failing call within CallTimeout; the job queue retries after that
-	UserTTL        = 10 * time.Minute // a user's id, mail and UPN
+	UserTTL        = 2 * time.Minute  // a user's id, mail, UPN and accountEnabled (a disabled account is refused within this)
 	GroupIDTTL     = time.Hour        // a group's mail -> id (it never changes; kept past the TTL if Graph fails)
 	MemberTTL      = time.Minute      // transitive membership answers (eligibility, approvers)
 	NegativeTTL    = time.Minute      // "no such user / group"

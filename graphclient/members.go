@@ -2,8 +2,10 @@ package graphclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/microsoftgraph/msgraph-sdk-go/groups"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/pimbot/pimbot/bot"
 )
@@ -51,12 +53,12 @@ func (d *Directory) Add(ctx context.Context, groupID, userID string, access bot.
 }
 
 // Remove ends the membership or ownership: DELETE /groups/{id}/members/{user id}/$ref (or
-// owners). "Not there" (404) is success.
+// owners). Graph's 404 ("not there", or a replica that has not seen the add yet) wraps
+// bot.ErrNotHeld; its 400 for the last owner wraps bot.ErrLastOwner.
 func (d *Directory) Remove(ctx context.Context, groupID, userID string, access bot.Access) error {
 	if err := checkIDs(groupID, userID); err != nil {
-		// Nothing that is not an object id can hold anything in Entra: nothing to remove.
-		d.log.Warn("graph: nothing to remove", "group", groupID, "user", userID, "err", err)
-		return nil
+		// Nothing that is not an object id can hold anything in Entra.
+		return fmt.Errorf("%w: %w", bot.ErrNotHeld, err)
 	}
 	op, perm := "remove "+string(access), permFor(access)
 	err := d.call(ctx, func(ctx context.Context) error {
@@ -66,8 +68,37 @@ func (d *Directory) Remove(ctx context.Context, groupID, userID string, access b
 		}
 		return wrap(op, perm, g.Members().ByDirectoryObjectId(userID).Ref().Delete(ctx, nil))
 	})
-	if notFound(err) {
-		return nil
+	var e *Error
+	switch {
+	case notFound(err) && errors.As(err, &e):
+		e.kind = bot.ErrNotHeld
+	case lastOwner(err) && errors.As(err, &e):
+		e.kind = bot.ErrLastOwner
 	}
 	return err
+}
+
+// Holds reports whether the user holds the access directly: GET
+// /groups/{id}/members/{user id}/graph.user (or owners) answers the user, or 404.
+func (d *Directory) Holds(ctx context.Context, groupID, userID string, access bot.Access) (bool, error) {
+	if err := checkIDs(groupID, userID); err != nil {
+		return false, nil
+	}
+	cfg := &groups.ItemMembersItemGraphUserRequestBuilderGetRequestConfiguration{
+		QueryParameters: &groups.ItemMembersItemGraphUserRequestBuilderGetQueryParameters{Select: []string{"id"}}}
+	ocfg := &groups.ItemOwnersItemGraphUserRequestBuilderGetRequestConfiguration{
+		QueryParameters: &groups.ItemOwnersItemGraphUserRequestBuilderGetQueryParameters{Select: []string{"id"}}}
+	err := d.call(ctx, func(ctx context.Context) (err error) {
+		g := d.client.Groups().ByGroupId(groupID)
+		if access == bot.Owner {
+			_, err = g.Owners().ByDirectoryObjectId(userID).GraphUser().Get(ctx, ocfg)
+		} else {
+			_, err = g.Members().ByDirectoryObjectId(userID).GraphUser().Get(ctx, cfg)
+		}
+		return wrap("read "+string(access), PermGroupMemberReadWrite, err)
+	})
+	if notFound(err) {
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -22,11 +22,14 @@ func IsObjectID(s string) bool { return guidRe.MatchString(s) }
 // odataQuote quotes a string literal for $filter (” escapes a quote).
 func odataQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-var userSelect = []string{"id", "mail", "userPrincipalName", "displayName"}
+var userSelect = []string{"id", "mail", "userPrincipalName", "displayName", "accountEnabled"}
 
+// toUser reads a Graph user. accountEnabled is returned only when selected; a user whose
+// account is disabled (accountEnabled: false) comes back with Disabled set.
 func toUser(u models.Userable) bot.User {
 	return bot.User{ID: deref(u.GetId()), Email: strings.ToLower(deref(u.GetMail())),
-		UPN: strings.ToLower(deref(u.GetUserPrincipalName())), Name: deref(u.GetDisplayName())}
+		UPN: strings.ToLower(deref(u.GetUserPrincipalName())), Name: deref(u.GetDisplayName()),
+		Disabled: u.GetAccountEnabled() != nil && !*u.GetAccountEnabled()}
 }
 
 // ResolveUser finds a user by object id, UPN, or mail (also when mail and UPN differ, as

@@ -266,13 +266,13 @@ func runClusterLifecycle(t *testing.T, rdb redis.UniversalClient, prefix string)
 	if err != nil || len(c) != 1 {
 		t.Fatalf("claim %v %v", c, err)
 	}
-	if err := s.Release(ctx, []string{c[0].Job.ID}); err != nil {
+	if err := s.Release(ctx, []bot.Lease{c[0].Lease()}); err != nil {
 		t.Fatal(err)
 	}
 	if c, err = s.Claim(ctx, time.Now(), 10, time.Minute); err != nil || len(c) != 1 {
 		t.Fatalf("claim after release %v %v", c, err)
 	}
-	if err := s.Retry(ctx, c[0].Job, clock.Now()); err != nil {
+	if err := s.Retry(ctx, c[0].Lease(), c[0].Job, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Commit(ctx, &bot.Tx{Unschedule: []string{c[0].Job.ID}}); err != nil {

@@ -36,7 +36,23 @@ func TestQueue_ClaimLeaseAckAndRedelivery(t *testing.T) {
 	if len(re) != 1 || re[0].Job.ID != "remind:A2345678" || !re[0].TakenOver {
 		t.Fatalf("re-delivery: %+v", re)
 	}
-	if err := s.Commit(ctx, &bot.Tx{Ack: []string{"remind:A2345678"}}); err != nil {
+	// The first claim's lease was taken over: its ack is refused, the new holder's counts.
+	if err := s.Commit(ctx, &bot.Tx{Ack: []bot.Lease{got[0].Lease()}}); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := s.Claim(ctx, t0.Add(45*time.Second), 10, 30*time.Second); len(after) != 0 {
+		t.Fatalf("the new holder's lease was cut short by a stale ack: %+v", after)
+	}
+	re, _ = s.Claim(ctx, t0.Add(55*time.Second), 10, 30*time.Second)
+	if len(re) != 0 {
+		t.Fatalf("claimed during the new holder's lease: %+v", re)
+	}
+	// The stale ack did not remove the job: it comes back when the new holder's lease ends.
+	re, _ = s.Claim(ctx, t0.Add(62*time.Second), 1, 30*time.Second)
+	if len(re) != 1 || re[0].Job.ID != "remind:A2345678" {
+		t.Fatalf("a stale claim's ack removed the job: %+v", re)
+	}
+	if err := s.Commit(ctx, &bot.Tx{Ack: []bot.Lease{re[0].Lease()}}); err != nil {
 		t.Fatal(err)
 	}
 	if later, _ := s.Claim(ctx, t0.Add(5*time.Minute), 10, 30*time.Second); len(later) != 1 || later[0].Job.RequestID != "B2345678" {
@@ -53,7 +69,7 @@ func TestQueue_RetryMovesTheJobLaterWithAttempt(t *testing.T) {
 	t0 := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
 	s.Commit(ctx, &bot.Tx{Schedule: []bot.Job{job("A2345678", t0)}})
 	c, _ := s.Claim(ctx, t0, 10, time.Minute)
-	if err := s.Retry(ctx, c[0].Job, t0.Add(4*time.Second)); err != nil {
+	if err := s.Retry(ctx, c[0].Lease(), c[0].Job, t0.Add(4*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := s.Claim(ctx, t0.Add(3*time.Second), 10, time.Minute); len(c) != 0 {
@@ -63,7 +79,7 @@ func TestQueue_RetryMovesTheJobLaterWithAttempt(t *testing.T) {
 	if len(c) != 1 || c[0].Job.Attempt != 1 {
 		t.Fatalf("retry: %+v", c)
 	}
-	if err := s.Release(ctx, []string{c[0].Job.ID}); err != nil {
+	if err := s.Release(ctx, []bot.Lease{c[0].Lease()}); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := s.Claim(ctx, time.Now().Add(time.Second), 10, time.Minute); len(c) != 1 {

@@ -12,6 +12,11 @@ var commitScript = redis.NewScript(`
 local P = ARGV[1]
 local tx = cjson.decode(ARGV[2])
 local puts = tx.puts or {}
+if tx.fence then
+  -- The outcome of a claimed job counts only while that claim still holds the lease: a
+  -- replica that stalled past its lease (and was taken over) writes nothing.
+  if redis.call('HGET', P .. 'fence', tx.fence.id) ~= tx.fence.token then return {'FENCED', tx.fence.id} end
+end
 for _, p in ipairs(puts) do
   local cur = tonumber(redis.call('HGET', P .. 'req:' .. p.id, 'v')) or 0
   if cur ~= p.expect then return {'CONFLICT', p.id} end
@@ -24,7 +29,7 @@ for _, l in ipairs(tx.lock or {}) do
 end
 if tx.limits then
   local L = tx.limits
-  if L.maxOpen > 0 and redis.call('SCARD', P .. 'openu:' .. L.user) >= L.maxOpen then
+  if L.maxOpen > 0 and redis.call('SCARD', P .. 'wait:' .. L.user) >= L.maxOpen then
     return {'LIMIT_OPEN', tostring(L.maxOpen)}
   end
   if L.perMinute > 0 then
@@ -39,6 +44,9 @@ for _, p in ipairs(puts) do
   local k = P .. 'req:' .. p.id
   redis.call('HSET', k, 'v', p.expect + 1, 'd', p.data)
   if p.terminal then redis.call('EXPIRE', k, tx.retention) else redis.call('PERSIST', k) end
+  -- wait:<user> holds the user's requests that wait (MFA, approval or start time): what
+  -- max_pending counts. Derived from every write, so no transition can forget it.
+  if p.waiting then redis.call('SADD', P .. 'wait:' .. p.user, p.id) else redis.call('SREM', P .. 'wait:' .. p.user, p.id) end
   if p.expect == 0 then
     local uk = P .. 'user:' .. p.user
     redis.call('ZADD', uk, p.created, p.id)
@@ -48,18 +56,20 @@ for _, p in ipairs(puts) do
 end
 for _, l in ipairs(tx.lock or {}) do
   redis.call('HSET', P .. 'open', l.key, l.id)
-  redis.call('SADD', P .. 'openu:' .. l.user, l.key)
 end
 for _, l in ipairs(tx.unlock or {}) do
+  -- Only the holder unlocks: a late unlock of an old request never frees a newer one's key.
   if redis.call('HGET', P .. 'open', l.key) == l.id then
     redis.call('HDEL', P .. 'open', l.key)
   end
-  redis.call('SREM', P .. 'openu:' .. l.user, l.key)
 end
-for _, id in ipairs(tx.ack or {}) do
+local function ack(id, token)
+  if redis.call('HGET', P .. 'fence', id) ~= token then return end -- taken over: its new holder acks
+  redis.call('HDEL', P .. 'fence', id)
   redis.call('ZREM', P .. 'lease', id)
   if not redis.call('ZSCORE', KEYS[1], id) then redis.call('HDEL', P .. 'job', id) end
 end
+for _, a in ipairs(tx.ack or {}) do ack(a.id, a.token) end
 for _, id in ipairs(tx.unschedule or {}) do
   redis.call('ZREM', KEYS[1], id)
   if not redis.call('ZSCORE', P .. 'lease', id) then redis.call('HDEL', P .. 'job', id) end
@@ -76,18 +86,22 @@ return {'OK'}
 
 // claimScript leases due jobs (and jobs whose lease ran out) to the caller and returns,
 // for each, its id, body, the request record it concerns and whether it was taken over.
-// ARGV: prefix, now (ms), limit, lease deadline (ms).
+// Each claimed job records the claim's fencing token; only that token may ack, retry or
+// release the job, or commit its outcome, until another claim takes it over.
+// ARGV: prefix, now (ms), limit, lease deadline (ms), fencing token.
 var claimScript = redis.NewScript(`
 local P = ARGV[1]
-local now, limit, leaseUntil = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local now, limit, leaseUntil, token = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local out = {}
 local function add(id, takenOver)
-  redis.call('ZADD', P .. 'lease', leaseUntil, id)
   local body = redis.call('HGET', P .. 'job', id)
   if not body then
     redis.call('ZREM', P .. 'lease', id)
+    redis.call('HDEL', P .. 'fence', id)
     return
   end
+  redis.call('ZADD', P .. 'lease', leaseUntil, id)
+  redis.call('HSET', P .. 'fence', id, token)
   local rid = string.match(id, '^[^:]+:([^:]+)')
   local req = ''
   if string.sub(id, 1, 7) ~= 'notify:' and rid then
@@ -115,10 +129,13 @@ end
 return out
 `)
 
-// retryScript moves a leased job back to the due set at a later time with a new body.
-// ARGV: prefix, id, due (ms), body.
+// retryScript moves a leased job back to the due set at a later time with a new body, if the
+// caller's claim still holds it (0 otherwise: the job was taken over).
+// ARGV: prefix, id, due (ms), body, fencing token.
 var retryScript = redis.NewScript(`
 local P = ARGV[1]
+if redis.call('HGET', P .. 'fence', ARGV[2]) ~= ARGV[5] then return 0 end
+redis.call('HDEL', P .. 'fence', ARGV[2])
 redis.call('ZREM', P .. 'lease', ARGV[2])
 if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
@@ -127,14 +144,33 @@ end
 return 1
 `)
 
-// releaseScript hands leased jobs back, due at once. ARGV: prefix, due (ms), ids...
+// releaseScript hands leased jobs back, due at once, where the caller's claim still holds
+// them. ARGV: prefix, due (ms), then pairs of id and fencing token.
 var releaseScript = redis.NewScript(`
 local P = ARGV[1]
-for i = 3, #ARGV do
-  if redis.call('ZREM', P .. 'lease', ARGV[i]) == 1 then
-    redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[i])
+for i = 3, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  if redis.call('HGET', P .. 'fence', id) == token then
+    redis.call('HDEL', P .. 'fence', id)
+    if redis.call('ZREM', P .. 'lease', id) == 1 then
+      redis.call('ZADD', KEYS[1], 'NX', ARGV[2], id)
+    end
   end
 end
+return 1
+`)
+
+// deadScript moves a job that cannot be decoded (a poison row) out of the queue into the
+// dead-letter hash, with why, if the caller's claim still holds it.
+// ARGV: prefix, id, fencing token, record (JSON).
+var deadScript = redis.NewScript(`
+local P = ARGV[1]
+if redis.call('HGET', P .. 'fence', ARGV[2]) ~= ARGV[3] then return 0 end
+redis.call('HDEL', P .. 'fence', ARGV[2])
+redis.call('ZREM', P .. 'lease', ARGV[2])
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('HDEL', P .. 'job', ARGV[2])
+redis.call('HSET', P .. 'dead', ARGV[2], ARGV[4])
 return 1
 `)
 

@@ -4,9 +4,12 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -99,16 +102,12 @@ func (s *Redis) ListByUser(ctx context.Context, userID string, limit int) ([]*bo
 	return out, nil
 }
 
-func (s *Redis) CountRecent(ctx context.Context, userID string, since time.Time) (int, error) {
-	n, err := s.rdb.ZCount(ctx, s.p+"user:"+userID, strconv.FormatInt(ms(since), 10), "+inf").Result()
-	return int(n), err
-}
-
 type txPut struct {
 	ID       string `json:"id"`
 	Expect   int64  `json:"expect"`
 	Data     string `json:"data"`
 	Terminal bool   `json:"terminal,omitempty"`
+	Waiting  bool   `json:"waiting,omitempty"` // counted by max_pending
 	User     string `json:"user"`
 	Created  int64  `json:"created"`
 }
@@ -132,11 +131,17 @@ type txLimits struct {
 	Minute    int64  `json:"minute"`
 }
 
+type txLease struct {
+	ID    string `json:"id"`
+	Token string `json:"token"`
+}
+
 type txWire struct {
 	Puts       []txPut   `json:"puts,omitempty"`
 	Lock       []txLock  `json:"lock,omitempty"`
 	Unlock     []txLock  `json:"unlock,omitempty"`
-	Ack        []string  `json:"ack,omitempty"`
+	Fence      *txLease  `json:"fence,omitempty"`
+	Ack        []txLease `json:"ack,omitempty"`
 	Unschedule []string  `json:"unschedule,omitempty"`
 	Schedule   []txJob   `json:"schedule,omitempty"`
 	Audit      []string  `json:"audit,omitempty"`
@@ -147,7 +152,13 @@ type txWire struct {
 
 // Commit applies tx atomically in one round trip.
 func (s *Redis) Commit(ctx context.Context, tx *bot.Tx) error {
-	w := txWire{Ack: tx.Ack, Unschedule: tx.Unschedule, Retention: int64(s.retention / time.Second), AuditMax: s.auditMax}
+	w := txWire{Unschedule: tx.Unschedule, Retention: int64(s.retention / time.Second), AuditMax: s.auditMax}
+	if tx.Fence != nil {
+		w.Fence = &txLease{ID: tx.Fence.JobID, Token: tx.Fence.Token}
+	}
+	for _, a := range tx.Ack {
+		w.Ack = append(w.Ack, txLease{ID: a.JobID, Token: a.Token})
+	}
 	for _, p := range tx.Puts {
 		r := p.Request.Clone()
 		r.Version = p.Expect + 1
@@ -156,7 +167,7 @@ func (s *Redis) Commit(ctx context.Context, tx *bot.Tx) error {
 			return fmt.Errorf("encode request: %w", err)
 		}
 		w.Puts = append(w.Puts, txPut{ID: r.ID, Expect: p.Expect, Data: string(data), Terminal: r.State.Terminal(),
-			User: r.Requester.ID, Created: ms(r.CreatedAt)})
+			Waiting: r.State.Waiting(), User: r.Requester.ID, Created: ms(r.CreatedAt)})
 	}
 	for _, l := range tx.OpenLock {
 		w.Lock = append(w.Lock, txLock{Key: l.Key, ID: l.RequestID, User: l.UserID})
@@ -194,6 +205,8 @@ func (s *Redis) Commit(ctx context.Context, tx *bot.Tx) error {
 		return nil
 	case "CONFLICT":
 		return fmt.Errorf("request %s changed meanwhile: %w", res[1], bot.ErrConflict)
+	case "FENCED":
+		return fmt.Errorf("job %s: %w", res[1], bot.ErrFenced)
 	case "DUPLICATE":
 		de := &bot.DuplicateError{ExistingID: res[1]}
 		if len(res) > 2 && res[2] != "" {
@@ -203,17 +216,20 @@ func (s *Redis) Commit(ctx context.Context, tx *bot.Tx) error {
 		}
 		return de
 	case "LIMIT_OPEN":
-		return &bot.LimitError{Message: "You already have " + res[1] + " open requests, the most allowed at once; cancel one or wait for a decision, then try again."}
+		return &bot.LimitError{Message: "You already have " + res[1] + " requests waiting (for approval, MFA or their start time), the most allowed at once; cancel one, or wait until one is decided or starts, then try again."}
 	case "LIMIT_RATE":
 		return &bot.LimitError{Message: "You have made " + res[1] + " requests in the last minute, the most allowed; wait a minute and try again."}
 	}
 	return fmt.Errorf("commit: unexpected answer %q", res[0])
 }
 
-// Claim leases due jobs and returns them with their requests, in one round trip.
+// Claim leases due jobs and returns them with their requests, in one round trip. A row that
+// cannot be decoded is moved to the dead-letter set and returned with Err set, so one bad
+// record never stops the queue.
 func (s *Redis) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]bot.Claimed, error) {
 	until := now.Add(lease)
-	raw, err := claimScript.Run(ctx, s.rdb, []string{s.due}, s.p, ms(now), limit, ms(until)).Slice()
+	token := newToken()
+	raw, err := claimScript.Run(ctx, s.rdb, []string{s.due}, s.p, ms(now), limit, ms(until), token).Slice()
 	if err != nil {
 		return nil, err
 	}
@@ -223,21 +239,78 @@ func (s *Redis) Claim(ctx context.Context, now time.Time, limit int, lease time.
 		if !ok || len(row) != 4 {
 			return nil, fmt.Errorf("claim: unexpected row %v", x)
 		}
+		id, _ := row[0].(string)
 		body, _ := row[1].(string)
 		req, _ := row[2].(string)
 		taken, _ := row[3].(string)
-		var c bot.Claimed
+		c := bot.Claimed{TakenOver: taken == "1", LeaseUntil: until, Token: token}
 		if err := json.Unmarshal([]byte(body), &c.Job); err != nil {
-			return nil, fmt.Errorf("decode job %v: %w", row[0], err)
-		}
-		if req != "" {
+			c.Err = fmt.Errorf("decode job %s: %w", id, err)
+		} else if req != "" {
 			if c.Request, err = decodeRequest(req); err != nil {
-				return nil, err
+				c.Err = fmt.Errorf("request of job %s: %w", id, err)
 			}
 		}
-		c.TakenOver, c.LeaseUntil = taken == "1", until
+		if c.Err != nil {
+			c.Job = bot.Job{ID: id, Kind: jobKind(id), RequestID: jobRequestID(id)}
+			c.Request = nil
+			if derr := s.deadLetter(ctx, id, token, body, req, c.Err, now); derr != nil {
+				c.Err = errors.Join(c.Err, fmt.Errorf("move to the dead-letter set: %w", derr))
+			}
+		}
 		out = append(out, c)
 	}
+	return out, nil
+}
+
+// jobKind and jobRequestID read a job id ("<kind>:<request id>[:...]") without its body.
+func jobKind(id string) string { k, _, _ := strings.Cut(id, ":"); return k }
+func jobRequestID(id string) string {
+	_, rest, _ := strings.Cut(id, ":")
+	rid, _, _ := strings.Cut(rest, ":")
+	return rid
+}
+
+func newToken() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// DeadLetter is a job that could not be decoded, kept for an operator to look at.
+type DeadLetter struct {
+	JobID   string    `json:"job_id"`
+	Job     string    `json:"job"`               // the stored job body, as it was
+	Request string    `json:"request,omitempty"` // the stored request record, as it was
+	Error   string    `json:"error"`
+	At      time.Time `json:"at"`
+}
+
+func (s *Redis) deadLetter(ctx context.Context, id, token, body, req string, cause error, now time.Time) error {
+	rec, err := json.Marshal(DeadLetter{JobID: id, Job: body, Request: req, Error: cause.Error(), At: now})
+	if err != nil {
+		return err
+	}
+	return deadScript.Run(ctx, s.rdb, []string{s.due}, s.p, id, token, string(rec)).Err()
+}
+
+// DeadLetters lists the jobs moved out of the queue because they could not be decoded.
+func (s *Redis) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	m, err := s.rdb.HGetAll(ctx, s.p+"dead").Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DeadLetter, 0, len(m))
+	for id, v := range m {
+		var d DeadLetter
+		if json.Unmarshal([]byte(v), &d) != nil {
+			d = DeadLetter{JobID: id, Error: "unreadable dead-letter record"}
+		}
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].JobID < out[j].JobID })
 	return out, nil
 }
 
@@ -253,25 +326,32 @@ func (s *Redis) NextDue(ctx context.Context) (time.Time, error) {
 	return time.UnixMilli(int64(n)), nil
 }
 
-func (s *Redis) Retry(ctx context.Context, j bot.Job, at time.Time) error {
+func (s *Redis) Retry(ctx context.Context, l bot.Lease, j bot.Job, at time.Time) error {
 	j.Attempt++
 	j.Due = at
 	body, err := json.Marshal(j)
 	if err != nil {
 		return err
 	}
-	return retryScript.Run(ctx, s.rdb, []string{s.due}, s.p, j.ID, ms(at), string(body)).Err()
+	n, err := retryScript.Run(ctx, s.rdb, []string{s.due}, s.p, j.ID, ms(at), string(body), l.Token).Int()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("retry job %s: %w", j.ID, bot.ErrFenced)
+	}
+	return nil
 }
 
 // Release hands leased jobs back to the queue, due at once whatever the clock says (score 0):
-// the next claim of any replica takes them.
-func (s *Redis) Release(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
+// the next claim of any replica takes them. A job taken over meanwhile stays with its holder.
+func (s *Redis) Release(ctx context.Context, leases []bot.Lease) error {
+	if len(leases) == 0 {
 		return nil
 	}
 	args := []any{s.p, 0}
-	for _, id := range ids {
-		args = append(args, id)
+	for _, l := range leases {
+		args = append(args, l.JobID, l.Token)
 	}
 	return releaseScript.Run(ctx, s.rdb, []string{s.due}, args...).Err()
 }

@@ -4,6 +4,9 @@
 // and codes, application permissions read from the token's roles claim (403
 // Authorization_RequestDenied when one is missing, RoleManagement.ReadWrite.Directory for
 // role-assignable groups), and throttling (429 with Retry-After) or outages (503) on demand.
+// It keeps Entra's rules: adding a holder again is a 400 "already exist", removing a
+// non-holder a 404, removing the last owner a 400; disabled accounts answer accountEnabled:
+// false; and replication lag (SetLag) makes fresh $refs invisible to reads and deletes.
 //
 // It gunzips request bodies labelled gzip and fails loudly (a 400 and a recorded violation)
 // when a body claims gzip but is not; it records every request with whether an
@@ -31,7 +34,10 @@ import (
 )
 
 // User is a user of the fake tenant.
-type User struct{ ID, Mail, UPN, Name string }
+type User struct {
+	ID, Mail, UPN, Name string
+	Disabled            bool // accountEnabled: false
+}
 
 // Group is a group of the fake tenant.
 type Group struct {
@@ -76,6 +82,8 @@ type Server struct {
 	violations []string
 	fault      func(r *http.Request) (status int, retryAfter string)
 	minted     map[string][]string
+	addedAt    map[string]time.Time // group|rel|user -> when the $ref was added (for lag)
+	lag        time.Duration
 
 	inFlight, peak atomic.Int64
 	seq            atomic.Int64
@@ -83,7 +91,7 @@ type Server struct {
 
 // New starts an empty fake tenant. Close it when done (Start does that for a test).
 func New() *Server {
-	s := &Server{users: map[string]*User{}, groups: map[string]*Group{}, minted: map[string][]string{}, PageSize: 100, MaxPage: 999}
+	s := &Server{users: map[string]*User{}, groups: map[string]*Group{}, minted: map[string][]string{}, addedAt: map[string]time.Time{}, PageSize: 100, MaxPage: 999}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -180,6 +188,39 @@ func (s *Server) Holds(groupID, userID string, owner bool) bool {
 		return g.Owners[strings.ToLower(userID)]
 	}
 	return g.Members[strings.ToLower(userID)]
+}
+
+// SetDisabled disables (or enables) a user's account, as an administrator does.
+func (s *Server) SetDisabled(userID string, disabled bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.users[strings.ToLower(userID)]; u != nil {
+		u.Disabled = disabled
+	}
+}
+
+// DeleteGroup deletes a group, as an administrator does.
+func (s *Server) DeleteGroup(groupID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.groups, strings.ToLower(groupID))
+}
+
+// SetLag sets Entra's replication lag: for this long after a $ref is added, a read of it
+// (GET .../members/{id}/graph.user) and a DELETE of it answer 404 as a lagging replica
+// does, and the holder stays ("Designing for eventual consistency for Microsoft Entra").
+// 0 (the default) makes every write visible at once.
+func (s *Server) SetLag(d time.Duration) {
+	s.mu.Lock()
+	s.lag = d
+	s.mu.Unlock()
+}
+
+// lagging reports whether a $ref added at most Lag ago is still unseen by the replica
+// that answers.
+func (s *Server) lagging(groupID, rel, uid string) bool {
+	at, ok := s.addedAt[groupID+"|"+rel+"|"+uid]
+	return ok && s.lag > 0 && time.Since(at) < s.lag
 }
 
 // Calls returns the requests answered so far.
@@ -448,6 +489,25 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte, bod
 		}
 		writeJSON(w, map[string]any{"id": g.ID, "displayName": g.Name, "mail": g.Mail, "isAssignableToRole": g.RoleAssignable,
 			"groupTypes": types, "onPremisesSyncEnabled": g.Synced})
+	case r.Method == "GET" && len(parts) == 5 && parts[0] == "groups" && (parts[2] == "members" || parts[2] == "owners") && parts[4] == "graph.user":
+		if !need(readGroups) {
+			return
+		}
+		g := s.groups[parts[1]]
+		if g == nil {
+			s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(parts[1]))
+			return
+		}
+		set := g.Members
+		if parts[2] == "owners" {
+			set = g.Owners
+		}
+		u := s.users[parts[3]]
+		if !set[parts[3]] || u == nil || s.lagging(parts[1], parts[2], parts[3]) {
+			s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(parts[3]))
+			return
+		}
+		writeJSON(w, userJSON(u))
 	case r.Method == "GET" && len(parts) == 3 && parts[0] == "groups" && (parts[2] == "members" || parts[2] == "owners"):
 		if need(readGroups) {
 			s.list(w, r, parts[1], parts[2])
@@ -482,7 +542,7 @@ func (s *Server) faultAnswer(w http.ResponseWriter, status int, after string) {
 
 func userJSON(u *User) map[string]any {
 	return map[string]any{"@odata.type": "#microsoft.graph.user", "id": u.ID, "mail": nullable(u.Mail),
-		"userPrincipalName": u.UPN, "displayName": u.Name}
+		"userPrincipalName": u.UPN, "displayName": u.Name, "accountEnabled": !u.Disabled}
 }
 
 func nullable(s string) any {
@@ -565,6 +625,7 @@ func (s *Server) addRef(w http.ResponseWriter, r *http.Request, g *Group, groupI
 		return
 	}
 	set[uid] = true
+	s.addedAt[groupID+"|"+rel+"|"+uid] = time.Now()
 	w.WriteHeader(204)
 }
 
@@ -577,10 +638,12 @@ func (s *Server) deleteRef(w http.ResponseWriter, g *Group, groupID, rel, uid st
 	if rel == "owners" {
 		set = g.Owners
 	}
-	if !set[uid] {
+	if !set[uid] || s.lagging(groupID, rel, uid) {
+		// Graph's answer for a non-holder, and a lagging replica's for a fresh holder.
 		s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(groupID))
 		return
 	}
+	// Graph counts every owner here, service principals included.
 	if rel == "owners" && len(g.Owners) == 1 {
 		s.graphError(w, 400, "Request_BadRequest", "The group must have at least one owner, hence this owner cannot be removed.")
 		return
@@ -619,6 +682,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, groupID, rel strin
 			out = append(out, userJSON(u))
 		} else if ng := s.groups[id]; ng != nil {
 			out = append(out, map[string]any{"@odata.type": "#microsoft.graph.group", "id": ng.ID, "displayName": ng.Name})
+		} else {
+			// Owners may be service principals (an app that owns the group).
+			out = append(out, map[string]any{"@odata.type": "#microsoft.graph.servicePrincipal", "id": id, "displayName": "app " + id})
 		}
 	}
 	resp := map[string]any{"@odata.context": s.BaseURL() + "/$metadata#directoryObjects", "value": out}

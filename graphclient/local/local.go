@@ -57,7 +57,7 @@ func DerivedID(email string) string {
 func New(p *bot.Policy) *Directory {
 	d := &Directory{groups: map[string]*group{}}
 	for _, su := range p.Users {
-		u := bot.User{ID: su.ID, Email: su.Email, UPN: su.UPN, Name: su.Name}
+		u := bot.User{ID: su.ID, Email: su.Email, UPN: su.UPN, Name: su.Name, Disabled: su.Disabled}
 		if u.UPN == "" {
 			u.UPN = u.Email
 		}
@@ -260,6 +260,14 @@ func (d *Directory) change(ctx context.Context, op, groupID, userID string, acce
 		set = g.owners
 	}
 	changed := set[userID] != (op == "add")
+	if op == "remove" && !set[userID] {
+		// Graph answers 404 Request_ResourceNotFound when removing a non-holder.
+		return fmt.Errorf("%s does not hold %s of %s: %w", userID, access, g.id, bot.ErrNotHeld)
+	}
+	if op == "remove" && access == bot.Owner && len(set) == 1 {
+		// Graph: "The group must have at least one owner, hence this owner cannot be removed."
+		return fmt.Errorf("%s is the last owner of %s: %w", userID, g.id, bot.ErrLastOwner)
+	}
 	if op == "add" {
 		set[userID] = true
 	} else {
@@ -275,6 +283,39 @@ func (d *Directory) Add(ctx context.Context, groupID, userID string, access bot.
 
 func (d *Directory) Remove(ctx context.Context, groupID, userID string, access bot.Access) error {
 	return d.change(ctx, "remove", groupID, userID, access)
+}
+
+// Holds reports whether the user holds the access directly.
+func (d *Directory) Holds(ctx context.Context, groupID, userID string, access bot.Access) (bool, error) {
+	if err := d.wait(ctx); err != nil {
+		return false, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g := d.lookupGroup(groupID)
+	if g == nil || !strings.EqualFold(g.id, groupID) {
+		return false, fmt.Errorf("group %s does not exist in the directory: %w", groupID, bot.ErrNotFound)
+	}
+	if access == bot.Owner {
+		return g.owners[userID], nil
+	}
+	return g.members[userID], nil
+}
+
+// SetDisabled disables (or enables) a user's account, as an administrator does in Entra.
+func (d *Directory) SetDisabled(ref string, disabled bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	u, ok := d.findUser(ref)
+	if !ok {
+		return fmt.Errorf("no directory user %q: %w", ref, bot.ErrNotFound)
+	}
+	for i := range d.users {
+		if d.users[i].ID == u.ID {
+			d.users[i].Disabled = disabled
+		}
+	}
+	return nil
 }
 
 // Holders lists who holds the access directly, sorted by e-mail.
