@@ -60,6 +60,7 @@ type Engine struct {
 	mfa       MFAVerifier
 	lease     time.Duration
 	poll      time.Duration
+	lag       time.Duration // the directory's replication lag
 	kick      chan struct{}
 }
 
@@ -79,6 +80,10 @@ func New(c Config) *Engine {
 	}
 	if e.log == nil {
 		e.log = slog.Default()
+	}
+	e.lag = DefaultReplicationLag
+	if l, ok := e.dir.(Lagging); ok {
+		e.lag = max(l.ReplicationLag(), 0)
 	}
 	for _, n := range c.Notifiers {
 		e.AddNotifier(n)

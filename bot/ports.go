@@ -151,6 +151,14 @@ type Directory interface {
 	Remove(ctx context.Context, groupID, userID string, access Access) error
 }
 
+// Lagging is implemented by a directory that says how long a write may stay invisible to its
+// reads and deletes: Entra replicates directory writes, and for minutes after an add a
+// lagging replica may answer "not a member". A directory that does not implement it is
+// assumed to lag DefaultReplicationLag; one that answers 0 is consistent at once.
+type Lagging interface {
+	ReplicationLag() time.Duration
+}
+
 // MemberLister is what only some directories can do: list who holds a group now.
 type MemberLister interface {
 	// Holders lists the users (never service principals or nested groups) who hold the

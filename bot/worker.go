@@ -411,10 +411,12 @@ func (e *Engine) reread(ctx context.Context, r *Request) (*Request, error) {
 	return x, err
 }
 
-// ReplicationLag is how long after an add the directory may still answer "not a member"
-// (Entra replicates directory writes; a read or delete can reach a replica that has not seen
-// the add yet). A removal answered "not held" within it is retried, never taken as done.
-const ReplicationLag = 5 * time.Minute
+// DefaultReplicationLag is how long after an add the directory may still answer "not a
+// member" unless it says otherwise (Lagging): Entra replicates directory writes, and a read
+// or delete can reach a replica that has not seen the add yet ("Designing for eventual
+// consistency for Microsoft Entra"). A removal answered "not held" within it is retried,
+// never taken as done.
+const DefaultReplicationLag = 5 * time.Minute
 
 // lagRetry is the delay before re-trying a call that replication lag may have refused.
 func lagRetry(attempt int) time.Duration { return min(Backoff(attempt), 30*time.Second) }
@@ -626,7 +628,7 @@ func (r *Request) addedAt() time.Time {
 // notHeldForGood reports whether a removal error means the access is gone: the directory
 // says it is not held, and the add (at addedAt) is old enough that this is not replication lag.
 func (e *Engine) notHeldForGood(err error, addedAt, now time.Time) bool {
-	return errors.Is(err, ErrNotHeld) && (addedAt.IsZero() || now.Sub(addedAt) >= ReplicationLag)
+	return errors.Is(err, ErrNotHeld) && (addedAt.IsZero() || now.Sub(addedAt) >= e.lag)
 }
 
 // removeRetryDelay is the wait before retrying a removal: short while replication lag may
@@ -641,7 +643,7 @@ func (e *Engine) removeRetryDelay(attempt int, cause error) time.Duration {
 func (e *Engine) activateFailed(ctx context.Context, c Claimed, r *Request, cause error) (bool, error) {
 	j := c.Job
 	now := e.clock.Now()
-	if errors.Is(cause, ErrNotFound) && now.Sub(r.AddedAt) < ReplicationLag {
+	if errors.Is(cause, ErrNotFound) && now.Sub(r.AddedAt) < e.lag {
 		// A user or group created minutes ago may not have reached every replica yet.
 		return false, e.retryAt(ctx, c, now.Add(lagRetry(j.Attempt+1)), fmt.Errorf("may be replication lag: %w", cause))
 	}

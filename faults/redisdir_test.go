@@ -37,6 +37,9 @@ func (d *redisDir) InGroup(ctx context.Context, userID, groupRef string) (bool, 
 	return d.seed.InGroup(ctx, userID, groupRef)
 }
 
+// ReplicationLag: the directory of the crash tests is consistent at once.
+func (d *redisDir) ReplicationLag() time.Duration { return 0 }
+
 func (d *redisDir) Holds(ctx context.Context, groupID, userID string, a bot.Access) (bool, error) {
 	return d.rdb.SIsMember(ctx, "{"+d.prefix+"}:dir:"+groupID+":"+string(a), userID).Result()
 }

@@ -39,11 +39,17 @@ type Directory struct {
 	ops    []Op
 	delay  time.Duration
 	fault  func(op, groupID, userID string) error
+	// lag imitates Entra's replication lag (0: none): for this long after an add, Holds
+	// answers false and Remove answers ErrNotHeld while the holder stays.
+	lag     time.Duration
+	now     func() time.Time
+	addedAt map[string]time.Time // group|access|user
 }
 
 var (
 	_ bot.Directory    = (*Directory)(nil)
 	_ bot.MemberLister = (*Directory)(nil)
+	_ bot.Lagging      = (*Directory)(nil)
 )
 
 // DerivedID gives a stable, GUID-shaped object id for a seeded user without one.
@@ -55,7 +61,7 @@ func DerivedID(email string) string {
 
 // New seeds a directory from the policy.
 func New(p *bot.Policy) *Directory {
-	d := &Directory{groups: map[string]*group{}}
+	d := &Directory{groups: map[string]*group{}, now: time.Now, addedAt: map[string]time.Time{}}
 	for _, su := range p.Users {
 		u := bot.User{ID: su.ID, Email: su.Email, UPN: su.UPN, Name: su.Name, Disabled: su.Disabled}
 		if u.UPN == "" {
@@ -154,6 +160,33 @@ func (d *Directory) findUser(ref string) (bot.User, bool) {
 		}
 	}
 	return bot.User{}, false
+}
+
+// SetLag makes the directory lag as Entra does: for d after an add, the new holder is
+// invisible to Holds and a Remove answers ErrNotHeld (and removes nothing).
+func (d *Directory) SetLag(lag time.Duration) {
+	d.mu.Lock()
+	d.lag = lag
+	d.mu.Unlock()
+}
+
+// ReplicationLag is the lag set with SetLag (bot.Lagging).
+func (d *Directory) ReplicationLag() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lag
+}
+
+// SetClock sets the clock the lag and the Ops are measured with (tests use a fake one).
+func (d *Directory) SetClock(now func() time.Time) {
+	d.mu.Lock()
+	d.now = now
+	d.mu.Unlock()
+}
+
+func (d *Directory) lagging(g *group, userID string, access bot.Access) bool {
+	at, ok := d.addedAt[g.id+"|"+string(access)+"|"+userID]
+	return ok && d.lag > 0 && d.now().Sub(at) < d.lag
 }
 
 // SetDelay makes every call wait (to show that surfaces never wait on the directory).
@@ -260,7 +293,7 @@ func (d *Directory) change(ctx context.Context, op, groupID, userID string, acce
 		set = g.owners
 	}
 	changed := set[userID] != (op == "add")
-	if op == "remove" && !set[userID] {
+	if op == "remove" && (!set[userID] || d.lagging(g, userID, access)) {
 		// Graph answers 404 Request_ResourceNotFound when removing a non-holder.
 		return fmt.Errorf("%s does not hold %s of %s: %w", userID, access, g.id, bot.ErrNotHeld)
 	}
@@ -270,10 +303,13 @@ func (d *Directory) change(ctx context.Context, op, groupID, userID string, acce
 	}
 	if op == "add" {
 		set[userID] = true
+		if changed {
+			d.addedAt[g.id+"|"+string(access)+"|"+userID] = d.now()
+		}
 	} else {
 		delete(set, userID)
 	}
-	d.ops = append(d.ops, Op{At: time.Now(), Op: op, GroupID: g.id, UserID: userID, Access: access, Changed: changed})
+	d.ops = append(d.ops, Op{At: d.now(), Op: op, GroupID: g.id, UserID: userID, Access: access, Changed: changed})
 	return nil
 }
 
@@ -295,6 +331,9 @@ func (d *Directory) Holds(ctx context.Context, groupID, userID string, access bo
 	g := d.lookupGroup(groupID)
 	if g == nil || !strings.EqualFold(g.id, groupID) {
 		return false, fmt.Errorf("group %s does not exist in the directory: %w", groupID, bot.ErrNotFound)
+	}
+	if d.lagging(g, userID, access) {
+		return false, nil
 	}
 	if access == bot.Owner {
 		return g.owners[userID], nil
