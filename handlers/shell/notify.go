@@ -91,8 +91,8 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 	case bot.EvExtended:
 		toReq("request %s now ends at %s (extended %s).", r.ID, bot.FormatTime(r.EndsAt, now, s.loc), ev.Detail)
 	case bot.EvFailed:
-		toReq("request %s failed: the directory refused the grant (%s).", r.ID, ev.Detail)
-		toApp("request %s of %s failed: the directory refused the grant (%s).", r.ID, who, ev.Detail)
+		toReq("request %s failed: %s.", r.ID, failReason(r))
+		toApp("request %s of %s failed: %s.", r.ID, who, failReason(r))
 	case bot.EvDelayed:
 		toReq("request %s: the directory is not answering; activation is delayed and pimbot keeps trying.", r.ID)
 	case bot.EvRemovalFailing:
@@ -117,4 +117,16 @@ func printable(text string) string {
 
 func (s *Shell) tell(to, format string, args ...any) {
 	s.printf("  → to %s: %s\n", to, fmt.Sprintf(format, args...))
+}
+
+// failReason is why a request failed: the engine's reason, and the directory's error if any.
+func failReason(r *bot.Request) string {
+	s := r.EndReason
+	if s == "" {
+		s = "the directory refused the grant"
+	}
+	if r.LastError != "" {
+		s += " (" + r.LastError + ")"
+	}
+	return s
 }

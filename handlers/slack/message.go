@@ -162,7 +162,7 @@ func statusLine(r *bot.Request, parent *bot.Request, now time.Time, loc *time.Lo
 	case bot.StateTimedOut:
 		return ":hourglass: *Timed out*: nobody decided in time."
 	case bot.StateFailed:
-		return ":warning: *Failed*: the directory refused the grant."
+		return ":warning: *Failed*: " + esc(failReason(r)) + "."
 	case bot.StateApplied:
 		s := ":white_check_mark: *Approved*"
 		if len(r.Approvals) > 0 {
@@ -273,7 +273,7 @@ func requesterMessage(ev bot.Event, g *bot.Group, now time.Time, loc *time.Locat
 		text += ")."
 		buttons = manage(r.ID)
 	case bot.EvFailed:
-		text = fmt.Sprintf(":warning: Request %s (*%s*) failed: the directory refused the grant. Your administrators have the details.", id, esc(r.What()))
+		text = fmt.Sprintf(":warning: Request %s (*%s*) failed: %s. Nothing was left in the directory.", id, esc(r.What()), esc(failReason(r)))
 	case bot.EvDelayed:
 		text = fmt.Sprintf(":warning: Request %s: the directory is not answering, so your access is delayed; pimbot keeps trying.", id)
 	case bot.EvRemovalFailing:
@@ -318,6 +318,15 @@ func mfaMessage(r *bot.Request, ch bot.Challenge, problem string, now time.Time)
 
 // alertMessage tells approvers that something needs a person (a removal keeps failing,
 // the directory refused a grant).
+// failReason is why a request failed, for people: the engine's reason (the directory refused
+// the grant; the group left the policy; the requester is no longer eligible; ...).
+func failReason(r *bot.Request) string {
+	if r.EndReason != "" {
+		return r.EndReason
+	}
+	return "the directory refused the grant"
+}
+
 func alertMessage(ev bot.Event, who people) msg {
 	r := ev.Request
 	var text string
@@ -326,8 +335,8 @@ func alertMessage(ev bot.Event, who people) msg {
 		text = fmt.Sprintf(":rotating_light: *Removal keeps failing*: %s is still *%s* of *%s* (request `%s`); pimbot keeps retrying. %s",
 			who.mention(r.Requester), r.Access, esc(r.Group), r.ID, esc(truncate(ev.Detail, 500)))
 	default:
-		text = fmt.Sprintf(":warning: *Grant failed*: the directory refused to make %s *%s* of *%s* (request `%s`). %s",
-			who.mention(r.Requester), r.Access, esc(r.Group), r.ID, esc(truncate(ev.Detail, 500)))
+		text = strings.TrimSpace(fmt.Sprintf(":warning: *Grant failed*: %s was not made *%s* of *%s* (request `%s`): %s. %s",
+			who.mention(r.Requester), r.Access, esc(r.Group), r.ID, esc(failReason(r)), esc(truncate(r.LastError, 500))))
 	}
 	return msg{Text: stripMarks(text), Blocks: []slack.Block{section(text)}}
 }

@@ -196,16 +196,21 @@ func (s *Surface) people(ctx context.Context, ev bot.Event) people {
 
 func (s *Surface) notifyApprovers(ctx context.Context, ev bot.Event, g *bot.Group, who people) error {
 	r := ev.Request
+	ref, err := s.loadRef(ctx, r.ID)
+	if err != nil {
+		return err
+	}
 	if g == nil {
-		return nil
+		// The group left the policy (or its id changed): where its approvers are asked is
+		// no longer known, but the messages already posted to them are where they look.
+		if len(ref.Msgs) == 0 {
+			return nil
+		}
+		g = &bot.Group{Name: r.Group, ID: r.GroupID}
 	}
 	var alertErr error
 	if ev.Type == bot.EvRemovalFailing || ev.Type == bot.EvFailed {
-		alertErr = s.alert(ctx, ev, g, who)
-	}
-	ref, err := s.loadRef(ctx, r.ID)
-	if err != nil {
-		return errors.Join(alertErr, err)
+		alertErr = s.alert(ctx, ev, g, who, ref)
 	}
 	if ev.Type == bot.EvSubmitted && r.State == bot.StatePending {
 		return errors.Join(alertErr, s.postApproval(ctx, ev, g, who, ref))
@@ -316,7 +321,7 @@ func (ref approvalRef) has(t msgRef) bool {
 }
 
 // alert tells approvers that a person is needed, once per event.
-func (s *Surface) alert(ctx context.Context, ev bot.Event, g *bot.Group, who people) error {
+func (s *Surface) alert(ctx context.Context, ev bot.Event, g *bot.Group, who people, ref approvalRef) error {
 	r := ev.Request
 	key := keySent(r.ID, ev.Type, strconv.FormatInt(r.Version, 10), "approvers")
 	if _, done, err := s.kv.GetValue(ctx, key); err == nil && done {
@@ -325,6 +330,16 @@ func (s *Surface) alert(ctx context.Context, ev bot.Event, g *bot.Group, who peo
 	targets, err := s.approvalTargets(ctx, g, bot.User{})
 	if err != nil {
 		return err
+	}
+	if len(targets) == 0 {
+		// A group no longer in the policy: alert where its approvers were asked.
+		seen := map[string]bool{}
+		for _, m := range ref.Msgs {
+			if !seen[m.Channel] {
+				seen[m.Channel] = true
+				targets = append(targets, msgRef{To: m.To, Channel: m.Channel})
+			}
+		}
 	}
 	m := alertMessage(ev, who)
 	var errs []error

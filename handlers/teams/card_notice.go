@@ -99,7 +99,7 @@ func requesterNotice(v View, ev bot.Event, g *bot.Group) (notice, bool) {
 			Lines: []string{"Extended " + ev.Detail + "."}}, true
 	case bot.EvFailed:
 		return notice{Title: noun + r.ID + " failed", Tone: toneAttention,
-			Lines: []string{"The directory refused the grant: " + ev.Detail}}, true
+			Lines: []string{failLine(r)}}, true
 	case bot.EvDelayed:
 		return notice{Title: noun + r.ID + " is delayed", Tone: toneWarning,
 			Lines: []string{"The directory is not answering; activation is delayed and pimbot keeps trying."}}, true
@@ -295,4 +295,17 @@ func GroupsCard(groups []*bot.Group) Card {
 func ChannelIDCard(channelID string) Card {
 	return noticeCard(notice{Title: "Approval channel id",
 		Lines: []string{"To send a group's approval cards here, set its approval_channel.teams to this id in the policy file:", channelID}})
+}
+
+// failLine says why a request failed: the engine's reason, and the directory's error if any.
+func failLine(r *bot.Request) string {
+	line := r.EndReason
+	if line == "" {
+		line = "the directory refused the grant"
+	}
+	line = "Reason: " + line + "."
+	if r.LastError != "" {
+		line += " (" + r.LastError + ")"
+	}
+	return line
 }

@@ -120,7 +120,11 @@ func approvalStatus(v View, r *bot.Request, g *bot.Group) (string, string) {
 	case bot.StateTimedOut:
 		return "Timed out: nobody decided in time.", toneDefault
 	case bot.StateFailed:
-		return approved + "Failed: the directory refused the grant.", toneAttention
+		reason := r.EndReason
+		if reason == "" {
+			reason = "the directory refused the grant"
+		}
+		return approved + "Failed: " + reason + ".", toneAttention
 	}
 	return string(r.State), toneDefault
 }
