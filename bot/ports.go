@@ -74,7 +74,8 @@ type Tx struct {
 	Schedule   []Job    // add or move jobs (by id) in the due set
 	Unschedule []string // job ids to drop from the due set (and their leases)
 	// Fence, when set, makes the whole tx conditional on that claim still holding its job's
-	// lease (ErrFenced otherwise, nothing written); the job is acknowledged with it.
+	// lease (ErrFenced otherwise, nothing written). It only checks: the job stays leased
+	// unless it is also in Ack.
 	Fence      *Lease
 	Ack        []Lease // claimed jobs that are done; each is acknowledged only while its claim holds the lease
 	OpenLock   []Lock  // open keys to take (*DuplicateError if held by another request)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/store"
 	"github.com/pimbot/pimbot/store/storetest"
 )
 
@@ -187,5 +188,96 @@ func TestKV(t *testing.T) {
 	s.DeleteValue(ctx, "k")
 	if _, ok, _ := s.GetValue(ctx, "k"); ok {
 		t.Fatal("delete failed")
+	}
+}
+
+// The scripts' guards: a claim that was taken over can neither commit under its fence, nor
+// retry, release or acknowledge the job; an open lock is released only by its holder.
+func TestQueue_GuardsAgainstAStaleClaim(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	t0 := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	r := &bot.Request{ID: "A2345678", State: bot.StateScheduled, Requester: bot.User{ID: "u1"}, GroupID: "g", Access: bot.Member}
+	lock := bot.Lock{Key: "u1|g|member", RequestID: r.ID, UserID: "u1"}
+	if err := s.Commit(ctx, &bot.Tx{Puts: []bot.Put{{Request: r}}, Schedule: []bot.Job{job(r.ID, t0)}, OpenLock: []bot.Lock{lock}}); err != nil {
+		t.Fatal(err)
+	}
+	stale, _ := s.Claim(ctx, t0, 10, 30*time.Second)
+	fresh, _ := s.Claim(ctx, t0.Add(31*time.Second), 10, 30*time.Second)
+	if len(stale) != 1 || len(fresh) != 1 || stale[0].Token == fresh[0].Token {
+		t.Fatalf("claims: %+v %+v", stale, fresh)
+	}
+	l := stale[0].Lease()
+	next := r.Clone()
+	next.Grant = bot.GrantAdding
+	err := s.Commit(ctx, &bot.Tx{Puts: []bot.Put{{Request: next, Expect: 1}}, Fence: &l})
+	if !errors.Is(err, bot.ErrFenced) {
+		t.Fatalf("commit under a stale fence: %v", err)
+	}
+	if got, _ := s.Get(ctx, r.ID); got.Version != 1 || got.Grant != bot.GrantNone {
+		t.Fatalf("a fenced commit wrote: v%d %q", got.Version, got.Grant)
+	}
+	if err := s.Retry(ctx, l, stale[0].Job, t0.Add(time.Hour)); !errors.Is(err, bot.ErrFenced) {
+		t.Fatalf("retry by a stale claim: %v", err)
+	}
+	if err := s.Release(ctx, []bot.Lease{l}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.Claim(ctx, t0.Add(40*time.Second), 10, 30*time.Second); len(c) != 0 {
+		t.Fatalf("a stale release handed the job back while its new holder runs it: %+v", c)
+	}
+	// Another request cannot release the lock it does not hold.
+	if err := s.Commit(ctx, &bot.Tx{OpenUnlock: []bot.Lock{{Key: lock.Key, RequestID: "B2345678", UserID: "u1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if open, _ := s.OpenRequests(ctx); open[lock.Key] != r.ID {
+		t.Fatalf("the lock was released by a non-holder: %v", open)
+	}
+	// The new holder's fenced commit and ack go through.
+	fl := fresh[0].Lease()
+	if err := s.Commit(ctx, &bot.Tx{Puts: []bot.Put{{Request: next, Expect: 1}}, Fence: &fl, Ack: []bot.Lease{fl}, OpenUnlock: []bot.Lock{lock}}); err != nil {
+		t.Fatal(err)
+	}
+	if open, _ := s.OpenRequests(ctx); len(open) != 0 {
+		t.Fatalf("the holder's unlock: %v", open)
+	}
+	if c, _ := s.Claim(ctx, t0.Add(2*time.Minute), 10, 30*time.Second); len(c) != 0 {
+		t.Fatalf("acknowledged job came back: %+v", c)
+	}
+}
+
+// A row that cannot be decoded is moved to the dead-letter set; the rest of the batch is
+// claimed as usual.
+func TestQueue_PoisonRowIsDeadLettered(t *testing.T) {
+	ctx := context.Background()
+	prefix := storetest.Prefix(t)
+	rdb := storetest.Client(t)
+	s := store.New(rdb, store.Options{Prefix: prefix})
+	t0 := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	if err := s.Commit(ctx, &bot.Tx{Schedule: []bot.Job{job("A2345678", t0), job("B2345678", t0)}}); err != nil {
+		t.Fatal(err)
+	}
+	rdb.HSet(ctx, "{"+prefix+"}:job", "remind:A2345678", "{not json")
+	c, err := s.Claim(ctx, t0, 10, time.Minute)
+	if err != nil || len(c) != 2 {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	var bad, good int
+	for _, x := range c {
+		if x.Err != nil && x.Job.ID == "remind:A2345678" && x.Job.RequestID == "A2345678" {
+			bad++
+		} else if x.Err == nil {
+			good++
+		}
+	}
+	if bad != 1 || good != 1 {
+		t.Fatalf("claimed %+v", c)
+	}
+	dl, err := s.DeadLetters(ctx)
+	if err != nil || len(dl) != 1 || dl[0].Job != "{not json" || dl[0].Error == "" {
+		t.Fatalf("dead letters: %+v %v", dl, err)
+	}
+	if again, _ := s.Claim(ctx, t0.Add(time.Hour), 10, time.Minute); len(again) != 1 || again[0].Job.ID != "remind:B2345678" {
+		t.Fatalf("after the lease: %+v (the poison row must not come back)", again)
 	}
 }

@@ -216,7 +216,11 @@ func (s *Redis) Commit(ctx context.Context, tx *bot.Tx) error {
 		}
 		return de
 	case "LIMIT_OPEN":
-		return &bot.LimitError{Message: "You already have " + res[1] + " requests waiting (for approval, MFA or their start time), the most allowed at once; cancel one, or wait until one is decided or starts, then try again."}
+		what := "requests"
+		if res[1] == "1" {
+			what = "request"
+		}
+		return &bot.LimitError{Message: "You already have " + res[1] + " " + what + " waiting (for approval, MFA or their start time), the most allowed at once; cancel one, or wait until one is decided or starts, then try again."}
 	case "LIMIT_RATE":
 		return &bot.LimitError{Message: "You have made " + res[1] + " requests in the last minute, the most allowed; wait a minute and try again."}
 	}
