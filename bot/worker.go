@@ -439,7 +439,7 @@ func (e *Engine) runActivate(ctx context.Context, c Claimed) (bool, error) {
 		case r.State == StateScheduled:
 			g, gerr := e.groupOf(r)
 			if gerr != nil {
-				err = e.refuseAtStart(ctx, c, r, fmt.Sprintf("the group %s is no longer in the policy (removed, or its id changed)", r.Group))
+				err = e.refuseAtStart(ctx, c, r, fmt.Sprintf("the group %s is no longer in the policy: it was removed, or its id changed", r.Group))
 				break
 			}
 			if r.Grant == GrantNone {
