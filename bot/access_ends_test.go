@@ -58,7 +58,9 @@ const sandboxBlock = `  - name: sandbox
 // released and people are told.
 func TestStart_GroupGoneFromThePolicy(t *testing.T) {
 	for name, policy := range map[string]func(t *testing.T) string{
-		"removed":    func(t *testing.T) string { return edit(t, testPolicy, sandboxBlock, "  - name: other\n    id: g-other\n") },
+		"removed": func(t *testing.T) string {
+			return edit(t, testPolicy, sandboxBlock, "  - name: other\n    id: g-other\n")
+		},
 		"id changed": func(t *testing.T) string { return edit(t, testPolicy, "id: g-sandbox", "id: g-sandbox-new") },
 	} {
 		t.Run(name, func(t *testing.T) {

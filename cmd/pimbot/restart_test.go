@@ -64,7 +64,7 @@ func TestRestart_ScheduledRequestNoLongerAllowed(t *testing.T) {
 			out = shell("wait 5s\nstatus\n" + c.members + "\n")
 			for _, want := range []string{
 				"→ to alice: request", "failed: " + c.reason, // the requester
-				"→ to approvers", // the approvers
+				"→ to approvers",     // the approvers
 				"failed", "(nobody)", // status, and nothing granted
 			} {
 				if !strings.Contains(out, want) {
