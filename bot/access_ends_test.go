@@ -427,6 +427,20 @@ func TestPoisonRow_DeadLetteredOthersRun(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("%d dead-letter audit records", n)
 	}
+	// The audit channels hear of each, under an id of its own.
+	var lines []string
+	for _, ev := range e.rec.events {
+		if ev.Type == bot.EvDeadLetter {
+			line, ok := bot.AuditLine(ev, time.UTC)
+			if !ok || !strings.Contains(line, "DEAD LETTER") || !strings.Contains(line, ev.Request.ParentID) {
+				t.Fatalf("audit line %q", line)
+			}
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("surfaces told of %d dead letters, want 2", len(lines))
+	}
 	if c, _ := e.store.Claim(e.ctx, now.Add(time.Hour), 10, time.Minute); slices.ContainsFunc(c, func(c bot.Claimed) bool { return c.Err != nil }) {
 		t.Fatal("a poison row came back")
 	}

@@ -15,6 +15,7 @@ var auditLabels = map[string]string{
 	EvCanceled: "canceled", EvTimedOut: "timed out", EvActivated: "activated", EvEnded: "ended",
 	EvExtended: "extended", EvFailed: "FAILED", EvRemovalFailing: "REMOVAL FAILING",
 	EvDrift: "DRIFT reported", EvDriftRemoved: "DRIFT removed", EvDriftRemoveFailed: "DRIFT removal failed",
+	EvDeadLetter: "DEAD LETTER",
 }
 
 // auditTextMax bounds each free-text part of an audit line (reasons, errors).
@@ -35,6 +36,9 @@ func AuditLine(ev Event, loc *time.Location) (line string, ok bool) {
 		loc = time.UTC
 	}
 	at := func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04 MST") }
+	if ev.Type == EvDeadLetter {
+		return at(ev.At) + " " + label + ": " + oneLine(ev.Detail, 2*auditTextMax) + " · by pimbot", true
+	}
 	drift := IsDrift(ev.Type)
 	head := at(ev.At) + " " + label
 	if !drift {

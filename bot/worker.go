@@ -2,6 +2,8 @@ package bot
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -198,21 +200,33 @@ func (e *Engine) groupClaims(ctx context.Context, claimed []Claimed) [][]Claimed
 // could not be decoded.
 const EvDeadLetter = "dead_letter"
 
-// deadLettered raises the alarm about a poison row: an error log, the metric hook and an
-// audit record. The job no longer runs; if it was a removal, the grant stays until an
-// operator repairs the record and puts the job back (docs/operations.md).
+// deadLettered raises the alarm about a poison row: an error log, the metric hook, an audit
+// record and a line in the audit channels. The job no longer runs; if it was a removal, the
+// grant stays until an operator repairs the record and puts the job back (docs/operations.md).
 func (e *Engine) deadLettered(ctx context.Context, c Claimed) {
 	e.log.Error("job could not be decoded; moved to the dead-letter set (other jobs keep running)",
 		"job", c.Job.ID, "request_id", c.Job.RequestID, "err", c.Err)
 	if e.hooks.DeadLettered != nil {
 		e.hooks.DeadLettered(c.Job.Kind)
 	}
+	now := e.clock.Now()
+	detail := "job " + c.Job.ID + " (request " + c.Job.RequestID + ") could not be read and was moved to the dead-letter set; " +
+		"if it was a removal, the access stays until an operator repairs it: " + c.Err.Error()
+	tx := &Tx{Audit: []AuditRecord{{At: now, Type: EvDeadLetter, RequestID: c.Job.RequestID, Actor: "pimbot", Surface: "pimbot", Detail: detail}}}
+	// The surfaces hear of it under an id of its own: a notification job under the request's
+	// id would read the unreadable record again.
+	sum := sha256.Sum256([]byte(c.Job.ID + "|" + now.UTC().Format(time.RFC3339Nano)))
+	snap := &Request{ID: "dead-" + hex.EncodeToString(sum[:6]), ParentID: c.Job.RequestID, CreatedAt: now,
+		Requester: User{Name: "unreadable record"}}
+	ev := Event{Type: EvDeadLetter, Request: snap, At: now, Detail: detail}
+	for _, name := range e.names {
+		tx.Schedule = append(tx.Schedule, Job{ID: fmt.Sprintf("%s:%s:%s:0:%s", JobNotify, snap.ID, EvDeadLetter, name),
+			Kind: JobNotify, RequestID: snap.ID, Due: now, Notifier: name, Event: &ev})
+	}
 	sctx, cancel := storeCtx(ctx)
 	defer cancel()
-	rec := AuditRecord{At: e.clock.Now(), Type: EvDeadLetter, RequestID: c.Job.RequestID, Actor: "pimbot", Surface: "pimbot",
-		Detail: "job " + c.Job.ID + " moved to the dead-letter set: " + c.Err.Error()}
-	if err := e.store.Commit(sctx, &Tx{Audit: []AuditRecord{rec}}); err != nil {
-		e.log.Warn("audit a dead-lettered job", "job", c.Job.ID, "err", err)
+	if err := e.store.Commit(sctx, tx); err != nil {
+		e.log.Warn("record a dead-lettered job", "job", c.Job.ID, "err", err)
 	}
 }
 

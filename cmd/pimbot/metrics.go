@@ -26,6 +26,7 @@ type metrics struct {
 	jobLag      *prometheus.HistogramVec
 	retries     *prometheus.CounterVec
 	takenOver   prometheus.Counter
+	deadLetters *prometheus.CounterVec
 	calls       *prometheus.CounterVec
 	callLatency *prometheus.HistogramVec
 	httpReqs    *prometheus.CounterVec
@@ -59,7 +60,10 @@ func newMetrics() *metrics {
 	m.httpLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pimbot_http_request_duration_seconds",
 		Help:    "Time to answer inbound HTTP requests (for Slack: the ack), by route.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 3}}, []string{"route"})
-	m.reg.MustRegister(m.requests, m.decisions, m.jobs, m.jobLag, m.retries, m.takenOver,
+	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pimbot_jobs_dead_lettered_total",
+		Help: "Jobs moved to the dead-letter set because they (or their request) could not be decoded, by kind. Any increase needs an operator."},
+		[]string{"kind"})
+	m.reg.MustRegister(m.requests, m.decisions, m.jobs, m.jobLag, m.retries, m.takenOver, m.deadLetters,
 		m.calls, m.callLatency, m.httpReqs, m.httpLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -79,7 +83,8 @@ func (m *metrics) hooks() bot.Hooks {
 			m.jobs.WithLabelValues(kind, result).Inc()
 			m.jobLag.WithLabelValues(kind).Observe(max(lag, 0).Seconds())
 		},
-		TakenOver: func() { m.takenOver.Inc() },
+		TakenOver:    func() { m.takenOver.Inc() },
+		DeadLettered: func(kind string) { m.deadLetters.WithLabelValues(kind).Inc() },
 	}
 }
 

@@ -101,6 +101,8 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 	case bot.EvDrift, bot.EvDriftRemoved, bot.EvDriftRemoveFailed:
 		// Access found without a grant concerns no request: only the approvers hear of it.
 		toApp("DRIFT: %s", printable(ev.Detail))
+	case bot.EvDeadLetter:
+		s.tell("operators", "ALERT: %s", printable(ev.Detail))
 	}
 	return nil
 }
