@@ -48,6 +48,7 @@ func benchLifecycle(b *testing.B, surfaces int) {
 	users := make([]bot.User, lifecycleWave)
 	for i := range users {
 		users[i] = user(i)
+		dir.AddUser(users[i])
 		if err := dir.Add(ctx, everyone, users[i].ID, bot.Member); err != nil {
 			b.Fatal(err)
 		}

@@ -35,6 +35,7 @@ type group struct {
 type Directory struct {
 	mu     sync.Mutex
 	users  []bot.User
+	byKey  map[string]int // lower-case id, e-mail and UPN -> index in users
 	groups map[string]*group // by lower-case id and mail
 	ops    []Op
 	delay  time.Duration
@@ -61,7 +62,7 @@ func DerivedID(email string) string {
 
 // New seeds a directory from the policy.
 func New(p *bot.Policy) *Directory {
-	d := &Directory{groups: map[string]*group{}, now: time.Now, addedAt: map[string]time.Time{}}
+	d := &Directory{groups: map[string]*group{}, byKey: map[string]int{}, now: time.Now, addedAt: map[string]time.Time{}}
 	for _, su := range p.Users {
 		u := bot.User{ID: su.ID, Email: su.Email, UPN: su.UPN, Name: su.Name, Disabled: su.Disabled}
 		if u.UPN == "" {
@@ -73,7 +74,7 @@ func New(p *bot.Policy) *Directory {
 		if u.ID == "" {
 			u.ID = DerivedID(u.Email)
 		}
-		d.users = append(d.users, u)
+		d.addUser(u)
 	}
 	for _, g := range p.Groups {
 		d.addGroup(&group{id: g.ID, name: g.Name})
@@ -144,12 +145,28 @@ func (d *Directory) memberKey(ref string) string {
 	return ref
 }
 
+// AddUser adds a person to the directory (as an administrator creates an account).
+func (d *Directory) AddUser(u bot.User) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.addUser(u)
+}
+
+func (d *Directory) addUser(u bot.User) {
+	d.users = append(d.users, u)
+	for _, k := range []string{u.ID, u.Email, u.UPN} {
+		if k = strings.ToLower(k); k != "" {
+			if _, taken := d.byKey[k]; !taken {
+				d.byKey[k] = len(d.users) - 1
+			}
+		}
+	}
+}
+
 func (d *Directory) findUser(ref string) (bot.User, bool) {
 	r := strings.ToLower(strings.TrimSpace(ref))
-	for _, u := range d.users {
-		if r == strings.ToLower(u.ID) || r == strings.ToLower(u.Email) || r == strings.ToLower(u.UPN) {
-			return u, true
-		}
+	if i, ok := d.byKey[r]; ok {
+		return d.users[i], true
 	}
 	// "alice" for alice@example.com, as people type in the shell
 	if !strings.Contains(r, "@") {
