@@ -35,7 +35,7 @@ type group struct {
 type Directory struct {
 	mu     sync.Mutex
 	users  []bot.User
-	byKey  map[string]int // lower-case id, e-mail and UPN -> index in users
+	byKey  map[string]int    // lower-case id, e-mail and UPN -> index in users
 	groups map[string]*group // by lower-case id and mail
 	ops    []Op
 	delay  time.Duration
