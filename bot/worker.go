@@ -393,11 +393,15 @@ var system = Actor{User: User{ID: "pimbot", Name: "pimbot"}, Surface: "pimbot"}
 
 // commitJob commits a job's transition and acknowledges the job, only while the claim still
 // holds the job's lease (ErrFenced otherwise, nothing written). On a concurrent change of the
-// request it returns ErrConflict so that the job re-reads and decides again.
+// request it returns ErrConflict so that the job re-reads and decides again. It runs on a
+// fresh deadline: the directory call before it may have used up the job's, and what the
+// directory did must still be recorded (the fence keeps a late commit harmless).
 func (e *Engine) commitJob(ctx context.Context, c Claimed, tx *Tx) error {
 	l := c.Lease()
 	tx.Fence, tx.Ack = &l, append(tx.Ack, l)
-	if err := e.store.Commit(ctx, tx); err != nil {
+	sctx, cancel := storeCtx(ctx)
+	defer cancel()
+	if err := e.store.Commit(sctx, tx); err != nil {
 		return err
 	}
 	e.Kick()
