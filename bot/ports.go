@@ -107,6 +107,9 @@ type Store interface {
 	// Commit applies tx atomically. It returns ErrConflict if a Put's version check fails,
 	// *DuplicateError if an open lock is held by another request.
 	Commit(ctx context.Context, tx *Tx) error
+	// CommitAll applies each tx as Commit does, each on its own (one refused does not stop the
+	// others), in one round trip: a group commit. The errors are in the order of txs.
+	CommitAll(ctx context.Context, txs []*Tx) []error
 	// Claim leases up to limit due jobs (due <= now, or whose lease ran out) until now+lease.
 	Claim(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Claimed, error)
 	// NextDue is the due time of the earliest job, or zero if none.

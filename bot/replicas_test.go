@@ -58,6 +58,17 @@ func (s mortalStore) Commit(ctx context.Context, tx *bot.Tx) error {
 	return s.Redis.Commit(ctx, tx)
 }
 
+func (s mortalStore) CommitAll(ctx context.Context, txs []*bot.Tx) []error {
+	errs := make([]error, len(txs))
+	if s.m.dead.Load() {
+		for i := range errs {
+			errs[i] = errDead
+		}
+		return errs
+	}
+	return s.Redis.CommitAll(ctx, txs)
+}
+
 func (s mortalStore) Retry(ctx context.Context, l bot.Lease, j bot.Job, at time.Time) error {
 	if s.m.dead.Load() {
 		return errDead

@@ -47,8 +47,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	slots := make(chan struct{}, WorkerParallel)
 	freed := make(chan struct{}, 1)
 	acks := e.newAcker(ctx)
+	gc := newGroupCommit(e.store)
+	ctx = withGroupCommit(ctx, gc)
 	var wg sync.WaitGroup
-	defer func() { wg.Wait(); acks.close() }()
+	defer func() { wg.Wait(); gc.close(); acks.close() }()
 	var failing time.Duration // how long the queue has been failing; 0 when healthy
 	for {
 		if ctx.Err() != nil {
@@ -313,6 +315,9 @@ func (e *Engine) RunDue(ctx context.Context) (int, error) {
 // lease) to completion and acknowledges those that are done.
 func (e *Engine) RunClaimed(ctx context.Context, claimed []Claimed) {
 	now := e.clock.Now()
+	gc := newGroupCommit(e.store)
+	defer gc.close()
+	ctx = withGroupCommit(ctx, gc)
 	var (
 		mu   sync.Mutex
 		acks []Lease
@@ -399,9 +404,7 @@ var system = Actor{User: User{ID: "pimbot", Name: "pimbot"}, Surface: "pimbot"}
 func (e *Engine) commitJob(ctx context.Context, c Claimed, tx *Tx) error {
 	l := c.Lease()
 	tx.Fence, tx.Ack = &l, append(tx.Ack, l)
-	sctx, cancel := storeCtx(ctx)
-	defer cancel()
-	if err := e.store.Commit(sctx, tx); err != nil {
+	if err := e.commit(ctx, tx); err != nil {
 		return err
 	}
 	e.Kick()
@@ -413,7 +416,7 @@ func (e *Engine) commitJob(ctx context.Context, c Claimed, tx *Tx) error {
 // stale copy meanwhile. It returns the record as stored.
 func (e *Engine) intend(ctx context.Context, c Claimed, cur, next *Request) (*Request, error) {
 	l := c.Lease()
-	if err := e.store.Commit(ctx, &Tx{Puts: []Put{{Request: next, Expect: cur.Version}}, Fence: &l}); err != nil {
+	if err := e.commit(ctx, &Tx{Puts: []Put{{Request: next, Expect: cur.Version}}, Fence: &l}); err != nil {
 		return nil, err
 	}
 	next.Version = cur.Version + 1
@@ -680,7 +683,7 @@ func (e *Engine) activateFailed(ctx context.Context, c Claimed, r *Request, caus
 		l := c.Lease()
 		tx := &Tx{Puts: []Put{{Request: f, Expect: r.Version}}, Fence: &l}
 		e.emit(tx, Event{Type: EvDelayed, Request: f, At: now, Detail: cause.Error()}, system)
-		if err := e.store.Commit(ctx, tx); err != nil && !errors.Is(err, ErrConflict) {
+		if err := e.commit(ctx, tx); err != nil && !errors.Is(err, ErrConflict) {
 			return false, errors.Join(cause, err)
 		}
 	}
@@ -789,7 +792,7 @@ func (e *Engine) removalFailed(ctx context.Context, c Claimed, r *Request, cause
 		l := c.Lease()
 		tx := &Tx{Puts: []Put{{Request: f, Expect: r.Version}}, Fence: &l}
 		e.emit(tx, Event{Type: EvRemovalFailing, Request: f, At: now, Detail: detail}, system)
-		if cerr := e.store.Commit(ctx, tx); cerr != nil && !errors.Is(cerr, ErrConflict) {
+		if cerr := e.commit(ctx, tx); cerr != nil && !errors.Is(cerr, ErrConflict) {
 			cause = errors.Join(cause, cerr)
 		}
 	}

@@ -281,3 +281,36 @@ func TestQueue_PoisonRowIsDeadLettered(t *testing.T) {
 		t.Fatalf("after the lease: %+v (the poison row must not come back)", again)
 	}
 }
+
+// A group commit applies each transaction on its own: one refused (a version conflict, a
+// stale fence) does not stop the others, and each answer is in its place.
+func TestCommitAll_EachTransactionOnItsOwn(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	a := &bot.Request{ID: "A2345678", State: bot.StatePending, Requester: bot.User{ID: "u1"}}
+	b := &bot.Request{ID: "B2345678", State: bot.StatePending, Requester: bot.User{ID: "u2"}}
+	if err := s.Commit(ctx, &bot.Tx{Puts: []bot.Put{{Request: a}, {Request: b}}}); err != nil {
+		t.Fatal(err)
+	}
+	a2, b2 := a.Clone(), b.Clone()
+	a2.State, b2.State = bot.StateScheduled, bot.StateScheduled
+	stale := bot.Lease{JobID: "activate:B2345678", Token: "not-the-holder"}
+	errs := s.CommitAll(ctx, []*bot.Tx{
+		{Puts: []bot.Put{{Request: a2, Expect: 7}}}, // wrong version
+		{Puts: []bot.Put{{Request: b2, Expect: 1}}}, // fine
+		{Puts: []bot.Put{{Request: a2, Expect: 1}}, Fence: &stale},
+		{Puts: []bot.Put{{Request: a2, Expect: 1}}}, // fine: sees the writes before it
+		{Puts: []bot.Put{{Request: b2, Expect: 1}}}, // b is at version 2 now
+	})
+	want := []error{bot.ErrConflict, nil, bot.ErrFenced, nil, bot.ErrConflict}
+	for i := range want {
+		if (want[i] == nil) != (errs[i] == nil) || (want[i] != nil && !errors.Is(errs[i], want[i])) {
+			t.Fatalf("answer %d: %v, want %v (all: %v)", i, errs[i], want[i], errs)
+		}
+	}
+	for _, id := range []string{a.ID, b.ID} {
+		if got, _ := s.Get(ctx, id); got.State != bot.StateScheduled || got.Version != 2 {
+			t.Fatalf("%s: %s v%d", id, got.State, got.Version)
+		}
+	}
+}

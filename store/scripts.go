@@ -5,12 +5,14 @@ import "github.com/redis/go-redis/v9"
 // All keys share the hash tag of the prefix ("{pimbot}:..."), so every script touches one
 // Redis Cluster slot. KEYS[1] is always the due set, which routes the script to that slot.
 
-// commitScript applies one transition: version checks, open-lock checks and abuse limits
-// first (nothing is written if any fails), then every write. ARGV[1] is the key prefix,
-// ARGV[2] the transaction as JSON.
+// commitScript applies transitions, one after the other, each on its own: version checks,
+// fence, open-lock checks and abuse limits first (nothing of that transition is written if
+// any fails), then every write. Several jobs' transitions share one round trip (a group
+// commit) without sharing their fate. ARGV[1] is the key prefix, ARGV[2] a JSON array of
+// transactions; the answer is one result per transaction, in order.
 var commitScript = redis.NewScript(`
 local P = ARGV[1]
-local tx = cjson.decode(ARGV[2])
+local function apply(tx)
 local puts = tx.puts or {}
 if tx.fence then
   -- The outcome of a claimed job counts only while that claim still holds the lease: a
@@ -82,6 +84,10 @@ for _, a in ipairs(tx.audit or {}) do
   redis.call('XADD', P .. 'audit', 'MAXLEN', '~', tx.auditMax, '*', 'r', a)
 end
 return {'OK'}
+end
+local out = {}
+for i, tx in ipairs(cjson.decode(ARGV[2])) do out[i] = apply(tx) end
+return out
 `)
 
 // claimScript leases due jobs (and jobs whose lease ran out) to the caller and returns,

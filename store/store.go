@@ -152,6 +152,45 @@ type txWire struct {
 
 // Commit applies tx atomically in one round trip.
 func (s *Redis) Commit(ctx context.Context, tx *bot.Tx) error {
+	return s.CommitAll(ctx, []*bot.Tx{tx})[0]
+}
+
+// CommitAll applies each transaction atomically and on its own (one may fail on a conflict
+// while the others are written), all in one round trip; the errors are in the order of txs.
+func (s *Redis) CommitAll(ctx context.Context, txs []*bot.Tx) []error {
+	errs := make([]error, len(txs))
+	wires := make([]txWire, 0, len(txs))
+	index := make([]int, 0, len(txs)) // wires[k] is txs[index[k]]
+	for i, tx := range txs {
+		w, err := s.encode(tx)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		wires, index = append(wires, w), append(index, i)
+	}
+	if len(wires) == 0 {
+		return errs
+	}
+	arg, err := json.Marshal(wires)
+	var raw []any
+	if err == nil {
+		raw, err = commitScript.Run(ctx, s.rdb, []string{s.due}, s.p, string(arg)).Slice()
+	}
+	if err == nil && len(raw) != len(wires) {
+		err = fmt.Errorf("commit: %d answers for %d transactions", len(raw), len(wires))
+	}
+	for k, i := range index {
+		if err != nil {
+			errs[i] = err
+		} else {
+			errs[i] = commitResult(raw[k])
+		}
+	}
+	return errs
+}
+
+func (s *Redis) encode(tx *bot.Tx) (txWire, error) {
 	w := txWire{Unschedule: tx.Unschedule, Retention: int64(s.retention / time.Second), AuditMax: s.auditMax}
 	if tx.Fence != nil {
 		w.Fence = &txLease{ID: tx.Fence.JobID, Token: tx.Fence.Token}
@@ -164,7 +203,7 @@ func (s *Redis) Commit(ctx context.Context, tx *bot.Tx) error {
 		r.Version = p.Expect + 1
 		data, err := json.Marshal(r)
 		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
+			return w, fmt.Errorf("encode request: %w", err)
 		}
 		w.Puts = append(w.Puts, txPut{ID: r.ID, Expect: p.Expect, Data: string(data), Terminal: r.State.Terminal(),
 			Waiting: r.State.Waiting(), User: r.Requester.ID, Created: ms(r.CreatedAt)})
@@ -178,27 +217,32 @@ func (s *Redis) Commit(ctx context.Context, tx *bot.Tx) error {
 	for _, j := range tx.Schedule {
 		body, err := json.Marshal(j)
 		if err != nil {
-			return fmt.Errorf("encode job: %w", err)
+			return w, fmt.Errorf("encode job: %w", err)
 		}
 		w.Schedule = append(w.Schedule, txJob{ID: j.ID, Due: ms(j.Due), Body: string(body)})
 	}
 	for _, a := range tx.Audit {
 		data, err := json.Marshal(a)
 		if err != nil {
-			return fmt.Errorf("encode audit: %w", err)
+			return w, fmt.Errorf("encode audit: %w", err)
 		}
 		w.Audit = append(w.Audit, string(data))
 	}
 	if l := tx.Limits; l != nil {
 		w.Limits = &txLimits{User: l.UserID, PerMinute: l.PerMinute, MaxOpen: l.MaxOpen, Minute: l.Minute}
 	}
-	arg, err := json.Marshal(w)
-	if err != nil {
-		return err
+	return w, nil
+}
+
+// commitResult reads one transaction's answer: {"OK"} or the reason it was refused.
+func commitResult(x any) error {
+	row, ok := x.([]any)
+	if !ok || len(row) == 0 {
+		return fmt.Errorf("commit: unexpected answer %v", x)
 	}
-	res, err := commitScript.Run(ctx, s.rdb, []string{s.due}, s.p, string(arg)).StringSlice()
-	if err != nil {
-		return err
+	res := make([]string, len(row))
+	for i, v := range row {
+		res[i], _ = v.(string)
 	}
 	switch res[0] {
 	case "OK":
