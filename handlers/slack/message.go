@@ -273,7 +273,7 @@ func requesterMessage(ev bot.Event, g *bot.Group, now time.Time, loc *time.Locat
 		text += ")."
 		buttons = manage(r.ID)
 	case bot.EvFailed:
-		text = fmt.Sprintf(":warning: Request %s (*%s*) failed: %s. Nothing was left in the directory.", id, esc(r.What()), esc(failReason(r)))
+		text = fmt.Sprintf(":warning: Request %s (*%s*) failed: %s. Nothing was granted.", id, esc(r.What()), esc(failReason(r)))
 	case bot.EvDelayed:
 		text = fmt.Sprintf(":warning: Request %s: the directory is not answering, so your access is delayed; pimbot keeps trying.", id)
 	case bot.EvRemovalFailing:

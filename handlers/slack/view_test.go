@@ -211,3 +211,25 @@ func TestEscape(t *testing.T) {
 		t.Fatalf("unescaped: %s %s", m.Text, s)
 	}
 }
+
+// A failed request says why, wherever it shows: the engine's reason (escaped), not a fixed
+// "the directory refused the grant".
+func TestFailed_SaysWhy(t *testing.T) {
+	pol := testGroups(t)
+	prod, _ := pol.Group("prod-db-admins")
+	r := pendingRequest()
+	r.State, r.EndedAt = bot.StateFailed, t0.Add(time.Hour)
+	r.EndReason = "you already hold member of prod-db-admins outside pimbot <!channel>"
+	ev := bot.Event{Type: bot.EvFailed, Request: r, Detail: r.EndReason}
+	want := "you already hold member of prod-db-admins outside pimbot &lt;!channel&gt;"
+	dm, ok := requesterMessage(ev, prod, t0.Add(time.Hour), time.UTC, slacks)
+	if !ok || !strings.Contains(dm.Text, want) || !strings.Contains(dm.Text, "Nothing was granted") || strings.Contains(dm.Text, "<!channel>") {
+		t.Fatalf("requester DM: %q", dm.Text)
+	}
+	if a := alertMessage(ev, slacks); !strings.Contains(a.Text, want) || strings.Contains(a.Text, "the directory refused") {
+		t.Fatalf("approvers' alert: %q", a.Text)
+	}
+	if line := statusLine(r, nil, t0.Add(time.Hour), time.UTC, slacks); !strings.Contains(line, want) {
+		t.Fatalf("approval message status: %q", line)
+	}
+}
