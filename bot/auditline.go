@@ -15,7 +15,7 @@ var auditLabels = map[string]string{
 	EvCanceled: "canceled", EvTimedOut: "timed out", EvActivated: "activated", EvEnded: "ended",
 	EvExtended: "extended", EvFailed: "FAILED", EvRemovalFailing: "REMOVAL FAILING",
 	EvDrift: "DRIFT reported", EvDriftRemoved: "DRIFT removed", EvDriftRemoveFailed: "DRIFT removal failed",
-	EvDeadLetter: "DEAD LETTER",
+	EvDeadLetter: "DEAD LETTER", EvBound: "BOUND", EvBindRefused: "BINDING REFUSED",
 }
 
 // auditTextMax bounds each free-text part of an audit line (reasons, errors).
@@ -36,8 +36,12 @@ func AuditLine(ev Event, loc *time.Location) (line string, ok bool) {
 		loc = time.UTC
 	}
 	at := func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04 MST") }
-	if ev.Type == EvDeadLetter {
+	switch {
+	case ev.Type == EvDeadLetter:
 		return at(ev.At) + " " + label + ": " + oneLine(ev.Detail, 2*auditTextMax) + " · by pimbot", true
+	case IsBinding(ev.Type) && ev.Chat != nil:
+		return at(ev.At) + " " + label + ": " + oneLine(ev.Chat.Surface+" account "+ev.Chat.ID, 200) + " · signed in as " +
+			person(r.Requester) + " · " + oneLine(ev.Detail, auditTextMax), true
 	}
 	drift := IsDrift(ev.Type)
 	head := at(ev.At) + " " + label

@@ -202,6 +202,8 @@ type Event struct {
 	Actor   *User     `json:"actor,omitempty"`
 	At      time.Time `json:"at"`
 	Detail  string    `json:"detail,omitempty"` // deny reason, error text for alerts
+	// Chat is the chat account an identity-binding event is about (EvBound, EvBindRefused).
+	Chat *ChatAccount `json:"chat,omitempty"`
 }
 
 // AuditRecord is one line of the audit trail.

@@ -221,10 +221,7 @@ func (e *Engine) deadLettered(ctx context.Context, c Claimed) {
 	snap := &Request{ID: "dead-" + hex.EncodeToString(sum[:6]), ParentID: c.Job.RequestID, CreatedAt: now,
 		Requester: User{Name: "unreadable record"}}
 	ev := Event{Type: EvDeadLetter, Request: snap, At: now, Detail: detail}
-	for _, name := range e.names {
-		tx.Schedule = append(tx.Schedule, Job{ID: fmt.Sprintf("%s:%s:%s:0:%s", JobNotify, snap.ID, EvDeadLetter, name),
-			Kind: JobNotify, RequestID: snap.ID, Due: now, Notifier: name, Event: &ev})
-	}
+	tx.Schedule = e.announce(ev)
 	sctx, cancel := storeCtx(ctx)
 	defer cancel()
 	if err := e.store.Commit(sctx, tx); err != nil {

@@ -95,9 +95,10 @@ func (v *Verifier) redirectURI() string {
 type pending struct {
 	Purpose   string    `json:"purpose"` // mfa or bind
 	RequestID string    `json:"request_id,omitempty"`
-	UserID    string    `json:"user_id,omitempty"` // the directory user who must sign in (mfa)
-	Surface   string    `json:"surface,omitempty"` // bind: the chat surface and its user id
-	ChatUser  string    `json:"chat_user,omitempty"`
+	UserID    string    `json:"user_id,omitempty"`   // the directory user who must sign in (mfa)
+	Surface   string    `json:"surface,omitempty"`   // bind: the chat surface, its user id, and the
+	ChatUser  string    `json:"chat_user,omitempty"` // e-mail the chat platform vouches for
+	ChatEmail string    `json:"chat_email,omitempty"`
 	Nonce     string    `json:"nonce"`
 	Verifier  string    `json:"verifier"`
 	Started   time.Time `json:"started"`
@@ -129,8 +130,14 @@ func (v *Verifier) StartMFA(ctx context.Context, r *bot.Request) (bot.Challenge,
 }
 
 // StartBinding begins the one-time sign-in that binds a chat account to a directory user.
-func (v *Verifier) StartBinding(ctx context.Context, surface, chatUser string) (bot.Challenge, error) {
-	return v.startCode(ctx, pending{Purpose: "bind", Surface: surface, ChatUser: chatUser}, false)
+// The account is bound only to the person who owns it: the sign-in must be by the directory
+// user whose mail or UPN is the e-mail the chat platform vouches for (chat.Email), so a link
+// forwarded to someone else binds nobody. Microsoft's page is pre-filled with that address.
+func (v *Verifier) StartBinding(ctx context.Context, chat bot.ChatAccount) (bot.Challenge, error) {
+	if chat.Email == "" {
+		return bot.Challenge{}, refuse("your %s profile shows no e-mail address to pimbot, so a sign-in cannot be matched to your account; ask your administrators to let apps read e-mail addresses", chat.Surface)
+	}
+	return v.startCode(ctx, pending{Purpose: "bind", Surface: chat.Surface, ChatUser: chat.ID, ChatEmail: chat.Email}, false)
 }
 
 func (v *Verifier) startCode(ctx context.Context, p pending, mfa bool) (bot.Challenge, error) {
@@ -158,6 +165,9 @@ func (v *Verifier) startCode(ctx context.Context, p pending, mfa bool) (bot.Chal
 	}
 	if mfa {
 		q.Set("claims", v.claimsParam())
+	}
+	if p.ChatEmail != "" {
+		q.Set("login_hint", p.ChatEmail) // names the account being linked on Microsoft's page
 	}
 	return bot.Challenge{URL: v.tenantURL("/oauth2/v2.0/authorize") + "?" + q.Encode(), Expires: p.Started.Add(v.ttl)}, nil
 }
@@ -248,10 +258,7 @@ func (v *Verifier) finish(ctx context.Context, p pending, idToken, nonce string)
 	}
 	switch p.Purpose {
 	case "bind":
-		if err := v.kv.SetValue(ctx, "bind:"+p.Surface+":"+p.ChatUser, c.ObjectID, 0); err != nil {
-			return "", errors.Join(bot.ErrUnavailable, err)
-		}
-		return "Your " + p.Surface + " account is now linked to " + firstNonEmpty(c.UPN, c.Name, c.ObjectID) + ". Go back to the chat and try again.", nil
+		return v.bind(ctx, p, c)
 	case "mfa":
 		if c.ObjectID != p.UserID {
 			return "", refuse("you signed in as %s, but the request was made by someone else; sign in with the requester's account", firstNonEmpty(c.UPN, c.ObjectID))
@@ -273,6 +280,36 @@ func (v *Verifier) finish(ctx context.Context, p pending, idToken, nonce string)
 		return "MFA verified for request " + r.ID + " (" + r.What() + "); " + next + ".", nil
 	}
 	return "", fmt.Errorf("unknown sign-in purpose %q", p.Purpose)
+}
+
+// bind links the chat account to the directory user who signed in, if that user owns it: the
+// e-mail the chat platform vouches for is their mail or UPN. Otherwise (a link forwarded to
+// someone else, who signed in on the genuine Microsoft page) nothing is bound, both
+// accounts are told, and the audit trail records it.
+func (v *Verifier) bind(ctx context.Context, p pending, c Claims) (string, error) {
+	who := firstNonEmpty(c.UPN, c.Name, c.ObjectID)
+	u, err := v.eng.Directory().ResolveUser(ctx, c.ObjectID)
+	switch {
+	case errors.Is(err, bot.ErrNotFound):
+		return "", refuse("you signed in as %s, who is not in the directory; nothing was linked", who)
+	case err != nil:
+		return "", errors.Join(bot.ErrUnavailable, err)
+	}
+	chat := bot.ChatAccount{Surface: p.Surface, ID: p.ChatUser, Email: p.ChatEmail}
+	if p.ChatEmail == "" || !(strings.EqualFold(p.ChatEmail, u.Email) || strings.EqualFold(p.ChatEmail, u.UPN)) {
+		detail := fmt.Sprintf("the %s account %s (%s) asked to be linked, but %s signed in; nothing was linked", p.Surface, p.ChatUser, p.ChatEmail, u.Handle())
+		if err := v.eng.RecordBinding(ctx, bot.EvBindRefused, chat, u, detail); err != nil {
+			v.log.Warn("record a refused binding", "err", err)
+		}
+		return "", refuse("this link was made for the %s account %s, and you signed in as %s: nothing was linked, and both accounts have been told. To link your own %s account, ask the bot from it", p.Surface, p.ChatEmail, who, p.Surface)
+	}
+	if err := v.kv.SetValue(ctx, "bind:"+p.Surface+":"+p.ChatUser, c.ObjectID, 0); err != nil {
+		return "", errors.Join(bot.ErrUnavailable, err)
+	}
+	if err := v.eng.RecordBinding(ctx, bot.EvBound, chat, u, fmt.Sprintf("the %s account %s (%s) is linked to %s", p.Surface, p.ChatUser, p.ChatEmail, u.Handle())); err != nil {
+		v.log.Warn("record a binding", "err", err)
+	}
+	return "Your " + p.Surface + " account (" + p.ChatEmail + ") is now linked to " + who + ". Go back to the chat and try again.", nil
 }
 
 // redeem calls the token endpoint and returns the ID token.

@@ -34,6 +34,7 @@ directory:
   users:
     - {email: alice@example.com, id: oid-alice}
     - {email: bob@example.com, id: oid-bob}
+    - {email: mallory@example.com, id: oid-mallory}
 `
 
 type world struct {
@@ -43,6 +44,7 @@ type world struct {
 	v     *entra.Verifier
 	bot   *httptest.Server
 	dir   *local.Directory
+	st    bot.Store
 	alice bot.Actor
 }
 
@@ -57,7 +59,7 @@ func newWorld(t *testing.T, opts ...func(*entra.Config)) *world {
 	eng := bot.New(bot.Config{Policy: pol, Store: st, Directory: dir})
 	idp := entrafake.New("tenant-1", "app-1")
 	t.Cleanup(idp.Close)
-	w := &world{ctx: context.Background(), eng: eng, idp: idp, dir: dir}
+	w := &world{ctx: context.Background(), eng: eng, idp: idp, dir: dir, st: st}
 	mux := http.NewServeMux()
 	w.bot = httptest.NewServer(mux)
 	t.Cleanup(w.bot.Close)
@@ -250,12 +252,15 @@ func TestBinding_SignInBindsChatAccount(t *testing.T) {
 	if _, ok, _ := w.v.Bound(w.ctx, "slack", "U123"); ok {
 		t.Fatal("bound before any sign-in")
 	}
-	ch, err := w.v.StartBinding(w.ctx, "slack", "U123")
+	ch, err := w.v.StartBinding(w.ctx, bot.ChatAccount{Surface: "slack", ID: "U123", Email: "Bob@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(ch.URL, "claims=") {
 		t.Fatal("binding must not demand MFA")
+	}
+	if !strings.Contains(ch.URL, "login_hint=Bob%40example.com") {
+		t.Fatalf("Microsoft's page is not told which account is being linked: %s", ch.URL)
 	}
 	w.idp.SignIn(entrafake.Person{OID: "oid-bob", UPN: "bob@example.com", AMR: []string{"pwd"}})
 	if status, body := follow(t, ch.URL); status != 200 || !strings.Contains(body, "linked to bob@example.com") {
@@ -264,6 +269,49 @@ func TestBinding_SignInBindsChatAccount(t *testing.T) {
 	if oid, ok, _ := w.v.Bound(w.ctx, "slack", "U123"); !ok || oid != "oid-bob" {
 		t.Fatalf("bound to %q %v", oid, ok)
 	}
+	if n := w.audited(t, bot.EvBound); n != 1 {
+		t.Fatalf("%d binding audit records", n)
+	}
+}
+
+// Mallory forwards her link to Bob ("please verify"); Bob signs in on the genuine page.
+// Mallory's chat account is bound to nobody, and the refusal is on the record.
+func TestBinding_ForwardedLinkBindsNobody(t *testing.T) {
+	w := newWorld(t)
+	ch, err := w.v.StartBinding(w.ctx, bot.ChatAccount{Surface: "slack", ID: "UMALLORY", Email: "mallory@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.idp.SignIn(entrafake.Person{OID: "oid-bob", UPN: "bob@example.com", AMR: []string{"pwd"}})
+	status, body := follow(t, ch.URL)
+	if status != 400 || !strings.Contains(body, "nothing was linked") || !strings.Contains(body, "mallory@example.com") {
+		t.Fatalf("%d %s", status, body)
+	}
+	if oid, ok, _ := w.v.Bound(w.ctx, "slack", "UMALLORY"); ok {
+		t.Fatalf("mallory's account was bound to %s", oid)
+	}
+	if n := w.audited(t, bot.EvBindRefused); n != 1 {
+		t.Fatalf("%d refused-binding audit records", n)
+	}
+	// A chat account whose platform shows no e-mail cannot start a binding at all.
+	if _, err := w.v.StartBinding(w.ctx, bot.ChatAccount{Surface: "slack", ID: "UNOMAIL"}); err == nil {
+		t.Fatal("a binding started without the chat platform's e-mail")
+	}
+}
+
+func (w *world) audited(t *testing.T, typ string) int {
+	t.Helper()
+	recs, err := w.st.AuditSince(w.ctx, time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range recs {
+		if r.Type == typ {
+			n++
+		}
+	}
+	return n
 }
 
 func TestMFA_NotConfiguredRefusesClearly(t *testing.T) {

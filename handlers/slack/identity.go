@@ -38,7 +38,7 @@ func say(err error) string {
 }
 
 // KV keys. Slack user ids are unique within a workspace (and an Enterprise Grid).
-func keyUser(slackID string) string   { return "slack:user:" + slackID } // -> bot.User JSON
+func keyUser(slackID string) string   { return "slack:user:" + slackID } // -> bot.User JSON (e-mail binding)
 func keySlackID(dirID string) string  { return "slack:uid:" + dirID }    // -> Slack user id
 func keyEmail(email string) string    { return "slack:email:" + strings.ToLower(email) }
 func keyEligible(dirID string) string { return "slack:eligible:" + dirID } // -> group names JSON
@@ -46,9 +46,18 @@ func keyApproval(reqID string) string { return "slack:approval:" + reqID } // ->
 func keyEvent(eventID string) string  { return "slack:event:" + eventID }
 func keySent(parts ...string) string  { return "slack:sent:" + strings.Join(parts, ":") }
 
+// userKey is where the directory user of a Slack user is cached. Each identity_binding mode
+// has its own keys, so a change of mode never serves an answer of the other.
+func (s *Surface) userKey(slackID string) string {
+	if s.eng.Policy().Settings.IdentityBinding == bindingSignin {
+		return "slack:user:" + bindingSignin + ":" + slackID
+	}
+	return keyUser(slackID)
+}
+
 // cachedUser is the directory user of a Slack user if the cache knows it (no remote call).
 func (s *Surface) cachedUser(ctx context.Context, slackID string) (bot.User, bool) {
-	v, ok, err := s.kv.GetValue(ctx, keyUser(slackID))
+	v, ok, err := s.kv.GetValue(ctx, s.userKey(slackID))
 	if err != nil || !ok {
 		return bot.User{}, false
 	}
@@ -69,19 +78,12 @@ func (s *Surface) identify(ctx context.Context, slackID string) (bot.User, error
 	if u, ok := s.cachedUser(ctx, slackID); ok {
 		return u, nil
 	}
-	if s.eng.Policy().Settings.IdentityBinding == bindingSignin {
-		return s.identifyBound(ctx, slackID)
-	}
-	info, err := s.api.GetUserInfoContext(ctx, slackID)
+	email, err := s.profileEmail(ctx, slackID)
 	if err != nil {
-		return bot.User{}, fmt.Errorf("slack users.info %s: %w", slackID, errors.Join(bot.ErrUnavailable, err))
+		return bot.User{}, err
 	}
-	if info.IsBot || info.Deleted {
-		return bot.User{}, refuse("Bots and deactivated accounts cannot use pimbot.")
-	}
-	email := strings.TrimSpace(info.Profile.Email)
-	if email == "" {
-		return bot.User{}, refuse("Your Slack profile shows no e-mail address to pimbot, so it cannot tell who you are in the directory. Ask your Slack administrators to let apps read e-mail addresses (scope users:read.email).")
+	if s.eng.Policy().Settings.IdentityBinding == bindingSignin {
+		return s.identifyBound(ctx, slackID, email)
 	}
 	u, err := s.eng.Directory().ResolveUser(ctx, email)
 	if errors.Is(err, bot.ErrNotFound) {
@@ -94,9 +96,26 @@ func (s *Surface) identify(ctx context.Context, slackID string) (bot.User, error
 	return u, nil
 }
 
+// profileEmail is the e-mail Slack vouches for on a person's profile (users.info, scope
+// users:read.email); bots and deactivated accounts are refused.
+func (s *Surface) profileEmail(ctx context.Context, slackID string) (string, error) {
+	info, err := s.api.GetUserInfoContext(ctx, slackID)
+	if err != nil {
+		return "", fmt.Errorf("slack users.info %s: %w", slackID, errors.Join(bot.ErrUnavailable, err))
+	}
+	if info.IsBot || info.Deleted {
+		return "", refuse("Bots and deactivated accounts cannot use pimbot.")
+	}
+	email := strings.TrimSpace(info.Profile.Email)
+	if email == "" {
+		return "", refuse("Your Slack profile shows no e-mail address to pimbot, so it cannot tell who you are in the directory. Ask your Slack administrators to let apps read e-mail addresses (scope users:read.email).")
+	}
+	return email, nil
+}
+
 func (s *Surface) cache(ctx context.Context, slackID string, u bot.User) {
 	if b, err := json.Marshal(u); err == nil {
-		if err := s.kv.SetValue(ctx, keyUser(slackID), string(b), s.opt.IdentityTTL); err != nil {
+		if err := s.kv.SetValue(ctx, s.userKey(slackID), string(b), s.opt.IdentityTTL); err != nil {
 			s.log.Warn("cache slack identity", "err", err)
 		}
 	}
@@ -104,14 +123,15 @@ func (s *Surface) cache(ctx context.Context, slackID string, u bot.User) {
 }
 
 // identifyBound maps a Slack user to the directory user they proved to be by a sign-in
-// (settings.identity_binding: entra_signin), instead of trusting the profile e-mail.
-func (s *Surface) identifyBound(ctx context.Context, slackID string) (bot.User, error) {
+// (settings.identity_binding: entra_signin), instead of trusting the profile e-mail alone:
+// the sign-in must be by the person whose address the profile shows (email).
+func (s *Surface) identifyBound(ctx context.Context, slackID, email string) (bot.User, error) {
 	id, ok, err := s.opt.Binder.Bound(ctx, Name, slackID)
 	if err != nil {
 		return bot.User{}, fmt.Errorf("read the sign-in binding: %w", errors.Join(bot.ErrUnavailable, err))
 	}
 	if !ok {
-		ch, err := s.opt.Binder.StartBinding(ctx, Name, slackID)
+		ch, err := s.opt.Binder.StartBinding(ctx, bot.ChatAccount{Surface: Name, ID: slackID, Email: email})
 		if err != nil {
 			return bot.User{}, fmt.Errorf("start the sign-in binding: %w", errors.Join(bot.ErrUnavailable, err))
 		}
@@ -132,6 +152,11 @@ func (s *Surface) identifyBound(ctx context.Context, slackID string) (bot.User, 
 	}
 	if err != nil {
 		return bot.User{}, fmt.Errorf("resolve %s: %w", id, errors.Join(bot.ErrUnavailable, err))
+	}
+	if !strings.EqualFold(email, u.Email) && !strings.EqualFold(email, u.UPN) {
+		// A binding is only as good as the account's owner: one made by someone else (or
+		// before the profile changed hands) does not count.
+		return bot.User{}, refuse(fmt.Sprintf("Your Slack account (%s) is linked to %s, whose address is not yours, so pimbot will not act on it. Ask your administrators to check the account.", email, u.Handle()))
 	}
 	s.cache(ctx, slackID, u)
 	return u, nil

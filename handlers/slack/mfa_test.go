@@ -13,9 +13,10 @@ import (
 
 // verifier stands in for package entra: it hands out sign-in links and remembers bindings.
 type verifier struct {
-	mu     sync.Mutex
-	bound  map[string]string // surface:chat user -> directory user id
-	starts int
+	mu      sync.Mutex
+	bound   map[string]string // surface:chat user -> directory user id
+	starts  int
+	binding []bot.ChatAccount // the accounts bindings were started for
 }
 
 func (v *verifier) StartMFA(ctx context.Context, r *bot.Request) (bot.Challenge, error) {
@@ -32,8 +33,11 @@ func (v *verifier) Bound(ctx context.Context, surface, chatUser string) (string,
 	return id, ok, nil
 }
 
-func (v *verifier) StartBinding(ctx context.Context, surface, chatUser string) (bot.Challenge, error) {
-	return bot.Challenge{URL: "https://login.example.com/authorize?state=bind-" + chatUser + "&y=2"}, nil
+func (v *verifier) StartBinding(ctx context.Context, chat bot.ChatAccount) (bot.Challenge, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.binding = append(v.binding, chat)
+	return bot.Challenge{URL: "https://login.example.com/authorize?state=bind-" + chat.ID + "&y=2"}, nil
 }
 
 func (v *verifier) bind(chatUser, dirID string) {
@@ -122,14 +126,29 @@ func TestBinding_SignInInsteadOfEmail(t *testing.T) {
 	if !strings.Contains(reply, "<https://login.example.com/authorize?state=bind-UALICE&amp;y=2|Sign in with Microsoft>") {
 		t.Fatalf("an unbound account must get the sign-in link: %s", reply)
 	}
-	if n := len(e.fake.Calls("users.info")); n != 0 {
-		t.Fatalf("users.info was asked (%d): the profile e-mail must not count", n)
+	// The binding is started for the account's own profile e-mail: only that person's
+	// sign-in can complete it (package entra checks the sign-in against it).
+	v.mu.Lock()
+	started := append([]bot.ChatAccount(nil), v.binding...)
+	v.mu.Unlock()
+	if len(started) != 1 || started[0] != (bot.ChatAccount{Surface: Name, ID: "UALICE", Email: "alice@example.com"}) {
+		t.Fatalf("bindings started for %+v", started)
 	}
-	// The stranger (no directory e-mail) signed in as Bob: they act as Bob.
-	v.bind("USTRANGER", e.user("bob@example.com").ID)
+	// Bob, bound to his own account, acts as Bob.
+	v.bind("UBOB", e.user("bob@example.com").ID)
 	r := e.submit("alice@example.com", bot.SubmitInput{Group: "prod-db-admins", Reason: "bound"})
 	ts := e.approvalPosted(approvals, r.ID)
-	e.click("USTRANGER", actApprove, r.ID, approvals, ts)
+	// A stranger whose Slack account was bound to Bob (a forwarded link, before bindings
+	// were checked) does not act as Bob.
+	v.bind("USTRANGER", e.user("bob@example.com").ID)
+	name = e.click("USTRANGER", actApprove, r.ID, approvals, ts)
+	if reply := e.waitResponse(name); !strings.Contains(reply, "whose address is not yours") {
+		t.Fatalf("a stranger bound to bob: %s", reply)
+	}
+	if got := e.get(r.ID); got.State != bot.StatePending {
+		t.Fatalf("the stranger's click changed the request: %s", got.State)
+	}
+	e.click("UBOB", actApprove, r.ID, approvals, ts)
 	e.pump("approval by the bound account", func() bool { return e.get(r.ID).State != bot.StatePending })
 	if got := e.get(r.ID); got.Approvals[0].By.Email != "bob@example.com" {
 		t.Fatalf("approved by %+v", got.Approvals[0].By)
@@ -139,4 +158,17 @@ func TestBinding_SignInInsteadOfEmail(t *testing.T) {
 	if reply := e.waitResponse(name); !strings.Contains(reply, "Sign in with Microsoft") {
 		t.Fatalf("unbound click: %s", reply)
 	}
+}
+
+// A refused binding (a link forwarded to someone else) is told to both Slack accounts: the
+// one the link was made for, and the one of the person who signed in with it.
+func TestBinding_RefusalToldToBothAccounts(t *testing.T) {
+	e := newEnv(t)
+	bob := e.user("bob@example.com")
+	chat := bot.ChatAccount{Surface: Name, ID: "USTRANGER", Email: "stranger@elsewhere.example"}
+	if err := e.eng.RecordBinding(context.Background(), bot.EvBindRefused, chat, bob, "forwarded link"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitDM("USTRANGER", "Someone else (bob@example.com)", "nothing was linked")
+	e.waitDM("UBOB", "another slack account (stranger@elsewhere.example)", "nothing was linked")
 }

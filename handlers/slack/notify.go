@@ -68,7 +68,9 @@ func (s *Surface) Notify(ctx context.Context, ev bot.Event) error {
 	}
 	g := s.groupOf(ev.Request)
 	var err error
-	if bot.IsDrift(ev.Type) {
+	if bot.IsBinding(ev.Type) {
+		err = s.notifyBinding(ctx, ev)
+	} else if bot.IsDrift(ev.Type) {
 		err = s.notifyDrift(ctx, ev, g)
 	} else {
 		who := s.people(ctx, ev)
@@ -79,6 +81,33 @@ func (s *Surface) Notify(ctx context.Context, ev bot.Event) error {
 		s.refreshRequesterHome(ctx, ev)
 	}
 	return errors.Join(err, s.notifyAudit(ctx, ev))
+}
+
+// notifyBinding tells both accounts of a refused identity binding: the Slack account the
+// link was made for, and the Slack account of the person who signed in with it (a link
+// forwarded with "please verify" is the attack this stops). A binding that went through
+// is only in the audit trail and channel.
+func (s *Surface) notifyBinding(ctx context.Context, ev bot.Event) error {
+	if ev.Type != bot.EvBindRefused || ev.Chat == nil {
+		return nil
+	}
+	signer := ev.Request.Requester
+	var errs []error
+	if ev.Chat.Surface == Name {
+		text := fmt.Sprintf(":rotating_light: Someone else (%s) signed in with Microsoft from the link that was to link your Slack account (%s) to you: nothing was linked. If you did not send that link to anyone, tell your security team.",
+			esc(signer.Handle()), esc(ev.Chat.Email))
+		errs = append(errs, s.postOnce(ctx, ev, keySent(ev.Request.ID, ev.Type, "chat"), ev.Chat.ID, msg{Text: stripMarks(text), Blocks: []slack.Block{section(text)}}, "binding refusal"))
+	}
+	id, ok, err := s.slackIDOf(ctx, signer)
+	switch {
+	case err != nil:
+		errs = append(errs, err)
+	case ok && !(ev.Chat.Surface == Name && id == ev.Chat.ID):
+		text := fmt.Sprintf(":rotating_light: You signed in with Microsoft from a link that was made for another %s account (%s): nothing was linked. If someone sent you that link asking you to verify something, tell your security team.",
+			esc(ev.Chat.Surface), esc(ev.Chat.Email))
+		errs = append(errs, s.postOnce(ctx, ev, keySent(ev.Request.ID, ev.Type, "signer"), id, msg{Text: stripMarks(text), Blocks: []slack.Block{section(text)}}, "binding refusal"))
+	}
+	return errors.Join(errs...)
 }
 
 // notifyDrift tells the group's Slack approval channel that someone holds access without a

@@ -65,8 +65,9 @@ type Options struct {
 type Binder interface {
 	// Bound is the directory user id the account was bound to, if it was.
 	Bound(ctx context.Context, surface, chatUser string) (string, bool, error)
-	// StartBinding gives the sign-in link that binds the account.
-	StartBinding(ctx context.Context, surface, chatUser string) (bot.Challenge, error)
+	// StartBinding gives the sign-in link that binds the account, to the directory user whose
+	// mail or UPN is chat.Email (the profile e-mail Slack vouches for) and nobody else.
+	StartBinding(ctx context.Context, chat bot.ChatAccount) (bot.Challenge, error)
 }
 
 // Surface is the Slack surface and its bot.Notifier.

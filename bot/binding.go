@@ -1,0 +1,57 @@
+package bot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// Identity-binding events (settings.identity_binding: entra_signin): a chat account linked to
+// the directory user who signed in, or a link refused because the sign-in was someone
+// else's. Both go to the audit trail and the audit channels; a refusal is also told to both
+// accounts.
+const (
+	EvBound       = "bound"
+	EvBindRefused = "bind_refused"
+)
+
+// IsBinding reports whether an event is an identity-binding event (it concerns no request).
+func IsBinding(typ string) bool { return typ == EvBound || typ == EvBindRefused }
+
+// ChatAccount is one account on a chat surface, with the e-mail address the platform itself
+// vouches for (Slack's profile e-mail, read with users:read.email).
+type ChatAccount struct {
+	Surface string `json:"surface"`
+	ID      string `json:"id"`
+	Email   string `json:"email,omitempty"`
+}
+
+// RecordBinding writes an identity-binding event to the audit trail and hands it to every
+// surface. user is the directory user who signed in.
+func (e *Engine) RecordBinding(ctx context.Context, typ string, chat ChatAccount, user User, detail string) error {
+	now := e.clock.Now()
+	sum := sha256.Sum256([]byte(typ + "|" + chat.Surface + "|" + chat.ID + "|" + user.ID + "|" + now.UTC().Format(time.RFC3339Nano)))
+	snap := &Request{ID: "bind-" + hex.EncodeToString(sum[:6]), Requester: user, Surface: chat.Surface, CreatedAt: now}
+	ev := Event{Type: typ, Request: snap, At: now, Detail: detail, Chat: &chat}
+	tx := &Tx{Audit: []AuditRecord{{At: now, Type: typ, Subject: user.Handle(), Actor: chat.Surface + " account " + chat.ID,
+		Surface: chat.Surface, Detail: detail}}}
+	tx.Schedule = e.announce(ev)
+	if err := e.store.Commit(ctx, tx); err != nil {
+		return fmt.Errorf("record the binding: %w", err)
+	}
+	e.Kick()
+	return nil
+}
+
+// announce is one notification job per surface for an event that concerns no stored request
+// (identity bindings, dead letters): its id is its own, so the job never reads a record.
+func (e *Engine) announce(ev Event) []Job {
+	jobs := make([]Job, 0, len(e.names))
+	for _, name := range e.names {
+		jobs = append(jobs, Job{ID: fmt.Sprintf("%s:%s:%s:0:%s", JobNotify, ev.Request.ID, ev.Type, name),
+			Kind: JobNotify, RequestID: ev.Request.ID, Due: ev.At, Notifier: name, Event: &ev})
+	}
+	return jobs
+}
