@@ -257,8 +257,8 @@ func (e *Engine) Submit(ctx context.Context, a Actor, in SubmitInput) (r *Reques
 	if !eligible {
 		return nil, fieldErr(FieldGroup, "you are not eligible for %s; ask its owners to add you to its policy", g.Name)
 	}
-	if g.RequireMFA && e.mfa == nil {
-		return nil, fieldErr(FieldGroup, "%s requires MFA verification with Microsoft, which this bot is not set up for; ask your administrators", g.Name)
+	if g.RequireMFA && (e.mfa == nil || e.mfa.AuthContext() == "") {
+		return nil, fieldErr(FieldGroup, "%s requires MFA verification with Microsoft, which this bot is not set up for (it needs an Entra app registration and a Conditional Access authentication context); ask your administrators", g.Name)
 	}
 	now := e.clock.Now()
 	if err := e.validate(g, &in, now); err != nil {

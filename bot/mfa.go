@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -14,6 +15,23 @@ import (
 // instructions) that surfaces show the requester. Package entra implements it.
 type MFAVerifier interface {
 	StartMFA(ctx context.Context, r *Request) (Challenge, error)
+	// AuthContext is the Conditional Access authentication context (e.g. "c1") the sign-in
+	// asks Entra for; its presence in the token's acrs is what proves the step-up. Empty:
+	// none is configured, and no sign-in can prove MFA (Entra's v2.0 ID tokens carry no amr).
+	AuthContext() string
+}
+
+// ClockSkew is the one allowance for clocks that differ, between pimbot and Entra and
+// between replicas: on a token's times and on when a sign-in happened.
+const ClockSkew = 2 * time.Minute
+
+// StepUpProof is what a finished sign-in says, as the verifier read it from a token whose
+// signature, issuer, audience, nonce and expiry it checked.
+type StepUpProof struct {
+	UserID   string    // oid: the directory object id of the person who signed in
+	AuthTime time.Time // auth_time: when they authenticated; zero when the token did not say
+	ACRS     []string  // authentication contexts Entra says the sign-in satisfied
+	AMR      []string  // authentication methods, if any (never trusted on their own)
 }
 
 // Challenge is what the requester must do to verify.
@@ -30,21 +48,21 @@ func (e *Engine) awaitMFA(tx *Tx, r *Request, g *Group, a Actor, now time.Time) 
 	e.emit(tx, Event{Type: EvMFARequired, Request: r, Actor: &a.User, At: now}, a)
 }
 
-// MFAVerified records that the requester passed step-up MFA at `at` (as the ID token says)
-// and sends the request on to approval or scheduling. userID is the directory object id
-// the token belongs to; it must be the requester's.
-func (e *Engine) MFAVerified(ctx context.Context, id, userID string, at time.Time) (*Request, error) {
+// MFAVerified judges a finished sign-in against the request it was for and, if it proves the
+// step-up, sends the request on to approval or scheduling. The sign-in must be the
+// requester's, must satisfy the configured authentication context (an amr claim alone never
+// does: with a context configured it is required), and must have happened after the request
+// was made and before it timed out.
+func (e *Engine) MFAVerified(ctx context.Context, id string, p StepUpProof) (*Request, error) {
 	return e.transition(ctx, "verify", id, func(cur *Request) (*Tx, error) {
-		if cur.Requester.ID != userID {
-			return nil, &PermissionError{Action: "verify", Reason: "the sign-in belongs to someone else than the requester (" + cur.Requester.Handle() + ")"}
-		}
 		if cur.State != StateVerifying {
 			return nil, &StateError{ID: cur.ID, State: cur.State, Action: "verify"}
 		}
 		now := e.clock.Now()
-		if at.Before(cur.CreatedAt.Add(-time.Minute)) || at.After(cur.CreatedAt.Add(e.pol.Settings.MFATimeout)) {
-			return nil, &PermissionError{Action: "verify", Reason: fmt.Sprintf("the sign-in must happen within %s of the request", FormatDuration(e.pol.Settings.MFATimeout))}
+		if err := e.judgeStepUp(cur, p, now); err != nil {
+			return nil, err
 		}
+		at := p.AuthTime
 		g, err := e.groupOf(cur)
 		if err != nil {
 			return nil, err
@@ -56,6 +74,35 @@ func (e *Engine) MFAVerified(ctx context.Context, id, userID string, at time.Tim
 			Subject: r.Requester.Handle(), Actor: r.Requester.Handle(), Surface: r.Surface, Detail: "MFA at " + at.UTC().Format(time.RFC3339)})
 		return e.route(ctx, tx, r, g, Actor{User: r.Requester, Surface: r.Surface}, now)
 	})
+}
+
+// judgeStepUp decides whether a sign-in proves the step-up for a request.
+func (e *Engine) judgeStepUp(cur *Request, p StepUpProof, now time.Time) error {
+	refuse := func(format string, args ...any) error {
+		return &PermissionError{Action: "verify", Reason: fmt.Sprintf(format, args...)}
+	}
+	if p.UserID == "" || p.UserID != cur.Requester.ID {
+		return refuse("the sign-in belongs to someone else than the requester (%s); sign in with the requester's account", cur.Requester.Handle())
+	}
+	required := ""
+	if e.mfa != nil {
+		required = e.mfa.AuthContext()
+	}
+	switch {
+	case required == "":
+		return refuse("MFA cannot be proven: no Conditional Access authentication context is configured (ENTRA_AUTH_CONTEXT); ask your administrators")
+	case !slices.Contains(p.ACRS, required):
+		return refuse("the sign-in did not satisfy the authentication context %s that MFA requires here; the request stays on hold", required)
+	case p.AuthTime.IsZero():
+		return refuse("the sign-in did not say when you authenticated; sign in again")
+	case p.AuthTime.Before(cur.CreatedAt.Add(-ClockSkew)):
+		return refuse("the sign-in (at %s) is older than the request; sign in again", p.AuthTime.UTC().Format(time.RFC3339))
+	case p.AuthTime.After(now.Add(ClockSkew)):
+		return refuse("the sign-in claims a time in the future (%s); check the clocks", p.AuthTime.UTC().Format(time.RFC3339))
+	case p.AuthTime.After(cur.CreatedAt.Add(e.pol.Settings.MFATimeout + ClockSkew)):
+		return refuse("the sign-in came after the request's %s to verify had run out", FormatDuration(e.pol.Settings.MFATimeout))
+	}
+	return nil
 }
 
 // SetMFA installs the step-up verifier (before the engine serves).

@@ -112,16 +112,27 @@ func random(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// claimsParam asks Entra for MFA (amr) or for the configured authentication context (acrs).
+// AuthContext is the Conditional Access authentication context the step-up asks for.
+func (v *Verifier) AuthContext() string { return v.cfg.AuthContext }
+
+// claimsParam asks Entra, through the claims request parameter, for the configured
+// authentication context (acrs: Entra evaluates the Conditional Access policies that target
+// it, MFA among them, and names it in the token only if they were satisfied) and for
+// auth_time (when the person authenticated), which v2.0 ID tokens carry only on request.
+// Entra's v2.0 ID tokens carry no amr claim at all, so there is no amr mode.
 func (v *Verifier) claimsParam() string {
-	if v.cfg.AuthContext != "" {
-		return `{"id_token":{"acrs":{"essential":true,"value":"` + v.cfg.AuthContext + `"}}}`
-	}
-	return `{"id_token":{"amr":{"essential":true,"values":["mfa"]}}}`
+	b, _ := json.Marshal(map[string]any{"id_token": map[string]any{
+		"auth_time": map[string]any{"essential": true},
+		"acrs":      map[string]any{"essential": true, "value": v.cfg.AuthContext},
+	}})
+	return string(b)
 }
 
 // StartMFA begins step-up verification for a request in state verifying.
 func (v *Verifier) StartMFA(ctx context.Context, r *bot.Request) (bot.Challenge, error) {
+	if v.cfg.AuthContext == "" {
+		return bot.Challenge{}, fmt.Errorf("step-up MFA needs a Conditional Access authentication context (ENTRA_AUTH_CONTEXT, e.g. c1): Entra's ID tokens prove MFA in no other way: %w", bot.ErrUnavailable)
+	}
 	g, ok := v.eng.Policy().Group(r.GroupID)
 	if ok && g.MFAFlow == "device_code" {
 		return v.startDevice(ctx, pending{Purpose: "mfa", RequestID: r.ID, UserID: r.Requester.ID, Started: v.clock()}, true)
@@ -185,6 +196,11 @@ func (v *Verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	msg, err := v.callback(r.Context(), q.Get("state"), q.Get("code"), q.Get("error"), q.Get("error_description"))
+	if errors.Is(err, bot.ErrUnavailable) {
+		v.log.Warn("sign-in could not be completed", "err", err)
+		page(w, http.StatusServiceUnavailable, "Try again", "Microsoft or pimbot did not answer in time; nothing was changed. Open the sign-in link from the chat again: it still works.")
+		return
+	}
 	if err != nil {
 		v.log.Warn("sign-in refused", "err", err)
 		page(w, http.StatusBadRequest, "Verification failed", bot.Describe(err))
@@ -217,23 +233,26 @@ func (v *Verifier) callback(ctx context.Context, state, code, errCode, errDesc s
 	if !ok {
 		return "", refuse("this sign-in link has expired or was already used; ask the bot for a new one")
 	}
-	first, err := v.kv.PutIfAbsent(ctx, "oidc:used:"+state, "1", v.ttl+time.Minute)
+	// One completion at a time per link. The link is spent only when a sign-in succeeds: a
+	// refused sign-in (the wrong account, no MFA) or a token endpoint that failed for a
+	// moment leaves it usable, so the person can simply sign in again with it.
+	first, err := v.kv.PutIfAbsent(ctx, "oidc:busy:"+state, "1", time.Minute)
 	if err != nil {
 		return "", errors.Join(bot.ErrUnavailable, err)
 	}
 	if !first {
-		return "", refuse("this sign-in link was already used; ask the bot for a new one")
+		return "", refuse("this sign-in is being completed in another tab; wait a moment and reload")
 	}
-	_ = v.kv.DeleteValue(ctx, "oidc:state:"+state)
+	defer func() { _ = v.kv.DeleteValue(context.WithoutCancel(ctx), "oidc:busy:"+state) }()
 	var p pending
 	if err := json.Unmarshal([]byte(raw), &p); err != nil {
 		return "", fmt.Errorf("decode sign-in state: %w", err)
 	}
 	if errCode != "" {
-		return "", refuse("Microsoft did not complete the sign-in (%s: %s)", errCode, firstLine(errDesc))
+		return "", refuse("Microsoft did not complete the sign-in (%s: %s); the link still works: open it again to retry", errCode, firstLine(errDesc))
 	}
 	if code == "" {
-		return "", refuse("the sign-in returned no authorization code")
+		return "", refuse("the sign-in returned no authorization code; the link still works: open it again")
 	}
 	idToken, err := v.redeem(ctx, url.Values{
 		"grant_type":    {"authorization_code"},
@@ -244,7 +263,14 @@ func (v *Verifier) callback(ctx context.Context, state, code, errCode, errDesc s
 	if err != nil {
 		return "", err
 	}
-	return v.finish(ctx, p, idToken, p.Nonce)
+	msg, err := v.finish(ctx, p, idToken, p.Nonce)
+	if err != nil {
+		return "", err
+	}
+	if err := v.kv.DeleteValue(ctx, "oidc:state:"+state); err != nil {
+		v.log.Warn("spend a sign-in link", "err", err)
+	}
+	return msg, nil
 }
 
 // finish validates the ID token and applies the outcome (MFA verified, or account bound).
@@ -260,16 +286,15 @@ func (v *Verifier) finish(ctx context.Context, p pending, idToken, nonce string)
 	case "bind":
 		return v.bind(ctx, p, c)
 	case "mfa":
-		if c.ObjectID != p.UserID {
-			return "", refuse("you signed in as %s, but the request was made by someone else; sign in with the requester's account", firstNonEmpty(c.UPN, c.ObjectID))
+		// Whether this sign-in proves the step-up for this request is the engine's decision.
+		r, err := v.eng.MFAVerified(ctx, p.RequestID, bot.StepUpProof{UserID: c.ObjectID, AuthTime: c.AuthTime, ACRS: c.ACRS, AMR: c.AMR})
+		var pe *bot.PermissionError
+		if errors.As(err, &pe) && c.ObjectID != p.UserID {
+			return "", refuse("you signed in as %s, but the request was made by someone else; sign in with the requester's account (the link still works)", firstNonEmpty(c.UPN, c.ObjectID))
 		}
-		if !c.MFA(v.cfg.AuthContext) {
-			return "", refuse("the sign-in did not use multi-factor authentication; the request stays on hold")
+		if errors.As(err, &pe) {
+			return "", refuse("%s (the link still works: sign in again with it)", pe.Reason)
 		}
-		if c.AuthTime.Before(p.Started.Add(-clockSkew)) {
-			return "", refuse("the sign-in is older than the request; sign in again")
-		}
-		r, err := v.eng.MFAVerified(ctx, p.RequestID, c.ObjectID, c.AuthTime)
 		if err != nil {
 			return "", err
 		}
@@ -326,7 +351,7 @@ func (v *Verifier) redeem(ctx context.Context, form url.Values) (string, error) 
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := v.http.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("token endpoint: %w", errors.Join(bot.ErrUnavailable, err))
+		return "", fmt.Errorf("the Microsoft token endpoint did not answer; open the link again to retry: %w", errors.Join(bot.ErrUnavailable, err))
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -336,6 +361,9 @@ func (v *Verifier) redeem(ctx context.Context, form url.Values) (string, error) 
 		Description string `json:"error_description"`
 	}
 	_ = json.Unmarshal(body, &tr)
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		return "", fmt.Errorf("token endpoint: HTTP %d %s: %w", resp.StatusCode, tr.Error, bot.ErrUnavailable)
+	}
 	if resp.StatusCode != http.StatusOK || tr.IDToken == "" {
 		if tr.Error == "" {
 			tr.Error = fmt.Sprintf("HTTP %d", resp.StatusCode)

@@ -63,7 +63,8 @@ func newWorld(t *testing.T, opts ...func(*entra.Config)) *world {
 	mux := http.NewServeMux()
 	w.bot = httptest.NewServer(mux)
 	t.Cleanup(w.bot.Close)
-	cfg := entra.Config{LoginURL: idp.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", PublicURL: w.bot.URL, DevicePollInterval: 20 * time.Millisecond}
+	cfg := entra.Config{LoginURL: idp.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", PublicURL: w.bot.URL,
+		AuthContext: "c1", DevicePollInterval: 20 * time.Millisecond}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -118,15 +119,17 @@ func TestMFA_AuthCodeFlow(t *testing.T) {
 		ok     bool
 		words  string
 	}{
-		{"mfa present", entrafake.Person{OID: "oid-alice", UPN: "alice@example.com", AMR: []string{"pwd", "mfa"}}, true, "MFA verified for request"},
-		{"password only", entrafake.Person{OID: "oid-alice", AMR: []string{"pwd"}}, false, "did not use multi-factor authentication"},
-		{"wrong user", entrafake.Person{OID: "oid-bob", UPN: "bob@example.com", AMR: []string{"mfa"}}, false, "you signed in as bob@example.com"},
-		{"wrong nonce", entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}, WrongNonce: true}, false, "the nonce does not match"},
-		{"expired token", entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}, Expired: true}, false, "it has expired"},
-		{"another key", entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}, OtherKey: true}, false, "the sign-in token is not valid: crypto/rsa: verification error"},
-		{"another app", entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}, WrongAudience: true}, false, "issued for another application"},
-		{"another issuer", entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}, WrongIssuer: true}, false, "is not this tenant"},
-		{"old sign-in", entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}, AuthTime: time.Now().Add(-time.Hour)}, false, "older than the request"},
+		{"context satisfied", entrafake.Person{OID: "oid-alice", UPN: "alice@example.com", ACRS: []string{"c1"}}, true, "MFA verified for request"},
+		{"password only", entrafake.Person{OID: "oid-alice"}, false, "did not satisfy the authentication context c1"},
+		{"amr says mfa, no context", entrafake.Person{OID: "oid-alice", AMR: []string{"pwd", "mfa"}, EmitAMR: true}, false, "did not satisfy the authentication context c1"},
+		{"another context", entrafake.Person{OID: "oid-alice", ACRS: []string{"c2"}}, false, "did not satisfy the authentication context c1"},
+		{"wrong user", entrafake.Person{OID: "oid-bob", UPN: "bob@example.com", ACRS: []string{"c1"}}, false, "you signed in as bob@example.com"},
+		{"wrong nonce", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, WrongNonce: true}, false, "the nonce does not match"},
+		{"expired token", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, Expired: true}, false, "it has expired"},
+		{"another key", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, OtherKey: true}, false, "the sign-in token is not valid: crypto/rsa: verification error"},
+		{"another app", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, WrongAudience: true}, false, "issued for another application"},
+		{"another issuer", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, WrongIssuer: true}, false, "is not this tenant"},
+		{"old sign-in", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, AuthTime: time.Now().Add(-time.Hour)}, false, "older than the request"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -136,7 +139,7 @@ func TestMFA_AuthCodeFlow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"prompt=login", "code_challenge_method=S256", "claims=", "amr", "redirect_uri=" + url.QueryEscape(w.bot.URL+entra.CallbackPath)} {
+			for _, want := range []string{"prompt=login", "code_challenge_method=S256", "claims=", "acrs", "auth_time", "redirect_uri=" + url.QueryEscape(w.bot.URL+entra.CallbackPath)} {
 				if !strings.Contains(ch.URL, want) {
 					t.Fatalf("authorize URL lacks %q: %s", want, ch.URL)
 				}
@@ -167,7 +170,7 @@ func TestMFA_StateIsSingleUse(t *testing.T) {
 	w := newWorld(t)
 	r := w.submit(t, "prod")
 	ch, _ := w.eng.StartMFA(w.ctx, r)
-	w.idp.SignIn(entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}})
+	w.idp.SignIn(entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}})
 	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Get(ch.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +214,7 @@ func TestMFA_DeviceCodeFlow(t *testing.T) {
 	if err != nil || ch.UserCode == "" || ch.URL != "https://microsoft.com/devicelogin" {
 		t.Fatalf("challenge %+v %v", ch, err)
 	}
-	w.idp.SignIn(entrafake.Person{OID: "oid-alice", AMR: []string{"mfa"}})
+	w.idp.SignIn(entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}})
 	w.idp.ApproveDevice()
 	deadline := time.Now().Add(5 * time.Second)
 	for w.state(t, r.ID) == bot.StateVerifying {
@@ -236,7 +239,7 @@ func TestMFA_DeviceCodeWithoutMFAIsRefused(t *testing.T) {
 	w.idp.ApproveDevice()
 	select {
 	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "did not use multi-factor authentication") {
+		if err == nil || !strings.Contains(err.Error(), "did not satisfy the authentication context c1") {
 			t.Fatalf("device sign-in ended with %v", err)
 		}
 	case <-time.After(5 * time.Second):
@@ -322,5 +325,44 @@ func TestMFA_NotConfiguredRefusesClearly(t *testing.T) {
 	_, err := eng.Submit(context.Background(), bot.Actor{User: u}, bot.SubmitInput{Group: "prod", Reason: "x"})
 	if err == nil || !strings.Contains(err.Error(), "requires MFA verification with Microsoft") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A refused sign-in (the wrong account) is not a dead end: the same link works for the
+// requester afterwards. So does a sign-in that met a transient token endpoint error.
+func TestMFA_LinkSurvivesARefusalAndATransientError(t *testing.T) {
+	w := newWorld(t)
+	r := w.submit(t, "prod")
+	ch, err := w.eng.StartMFA(w.ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.idp.SignIn(entrafake.Person{OID: "oid-bob", UPN: "bob@example.com", ACRS: []string{"c1"}})
+	if status, body := follow(t, ch.URL); status != 400 || !strings.Contains(body, "the link still works") {
+		t.Fatalf("wrong account: %d %s", status, body)
+	}
+	w.idp.SignIn(entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}})
+	w.idp.FailToken(1)
+	if status, body := follow(t, ch.URL); status != 503 || !strings.Contains(body, "it still works") {
+		t.Fatalf("token endpoint outage: %d %s", status, body)
+	}
+	if got := w.state(t, r.ID); got != bot.StateVerifying {
+		t.Fatalf("state %s after two failed sign-ins", got)
+	}
+	if status, body := follow(t, ch.URL); status != 200 || !strings.Contains(body, "MFA verified") {
+		t.Fatalf("the requester with the same link: %d %s", status, body)
+	}
+	if status, body := follow(t, ch.URL); status != 400 || !strings.Contains(body, "expired or was already used") {
+		t.Fatalf("after success the link is spent: %d %s", status, body)
+	}
+}
+
+// Without an authentication context no sign-in can prove MFA with Entra: the verifier says
+// so instead of sending people to a sign-in that can never pass.
+func TestMFA_WithoutAnAuthContextRefusesClearly(t *testing.T) {
+	w := newWorld(t, func(c *entra.Config) { c.AuthContext = "" })
+	_, err := w.eng.Submit(w.ctx, w.alice, bot.SubmitInput{Group: "prod", Reason: "x"})
+	if err == nil || !strings.Contains(err.Error(), "authentication context") {
+		t.Fatalf("submit: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v4"
+	"github.com/pimbot/pimbot/bot"
 )
 
 // Claims are the ID token claims pimbot relies on.
@@ -23,21 +24,13 @@ type Claims struct {
 	ObjectID  string // oid: the directory object id of the person who signed in
 	TenantID  string
 	Nonce     string
-	AMR       []string // authentication methods; "mfa" when MFA was done
+	AMR       []string // authentication methods (v2.0 ID tokens from Entra carry none)
 	ACRS      []string // satisfied authentication contexts
 	IssuedAt  time.Time
-	AuthTime  time.Time // when the person actually authenticated (auth_time, else iat)
+	AuthTime  time.Time // when the person actually authenticated (auth_time; zero if absent)
 	ExpiresAt time.Time
 	Name      string
 	UPN       string
-}
-
-// MFA reports whether the token shows multi-factor authentication (or the required context).
-func (c Claims) MFA(authContext string) bool {
-	if slices.Contains(c.AMR, "mfa") {
-		return true
-	}
-	return authContext != "" && slices.Contains(c.ACRS, authContext)
 }
 
 // keySet caches the tenant's signing keys; an unknown kid refreshes it (key rollover).
@@ -106,8 +99,8 @@ func (k *keySet) refresh(ctx context.Context) error {
 	return nil
 }
 
-// clockSkew is tolerated on exp, nbf and iat.
-const clockSkew = 5 * time.Minute
+// clockSkew is tolerated on exp and nbf: the engine's one allowance.
+const clockSkew = bot.ClockSkew
 
 var errToken = errors.New("the sign-in token is not valid")
 
@@ -158,9 +151,6 @@ func (v *Verifier) validate(ctx context.Context, raw, nonce string, now time.Tim
 		}
 	} else {
 		return c, fmt.Errorf("%w: no audience", errToken)
-	}
-	if c.AuthTime.IsZero() {
-		c.AuthTime = c.IssuedAt
 	}
 	switch {
 	case c.Issuer != v.issuer():

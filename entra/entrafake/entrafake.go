@@ -1,6 +1,11 @@
 // Package entrafake is a fake Microsoft Entra authority for tests: authorize (which signs the
 // configured person in at once and redirects back), token (authorization code with PKCE, and
 // device code), devicecode, and the signing keys, with ID tokens signed by a test RSA key.
+//
+// Its ID tokens are shaped like Entra's v2.0 ones: no amr claim (Microsoft's ID token
+// claims reference lists none for v2.0; MicrosoftDocs/azure-docs#46953, #85021), acrs only
+// when the claims parameter asked for an authentication context and the person satisfied
+// it, and auth_time only when asked for (claims parameter or max_age).
 package entrafake
 
 import (
@@ -14,6 +19,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,8 +31,12 @@ import (
 type Person struct {
 	OID  string
 	UPN  string
-	AMR  []string // e.g. ["pwd","mfa"]
-	ACRS []string
+	AMR  []string // methods used, e.g. ["pwd","mfa"]: in the token only with EmitAMR
+	ACRS []string // authentication contexts the sign-in satisfies (e.g. ["c1"] after MFA)
+
+	// EmitAMR puts amr in the ID token, which Entra's v2.0 tokens never do: to prove that
+	// pimbot does not take amr for proof.
+	EmitAMR bool
 
 	// Tampering, to prove the verifier refuses it.
 	WrongNonce    bool
@@ -50,16 +60,45 @@ type Server struct {
 	devices    map[string]*device
 	Authorized int // authorize calls seen
 	Redeemed   int // successful token answers
+	failToken  int // the next n token calls answer 503, as Entra does in an outage
 }
+
+// FailToken makes the next n token calls answer 503 temporarily_unavailable.
+func (s *Server) FailToken(n int) { s.mu.Lock(); s.failToken = n; s.mu.Unlock() }
 
 type grant struct {
 	nonce, challenge, redirect string
 	person                     Person
+	asked                      asked
 }
 
 type device struct {
 	approved bool
 	person   Person
+	asked    asked
+}
+
+// asked is what the sign-in request asked the ID token to carry.
+type asked struct {
+	acrs     string // the authentication context asked for with the claims parameter
+	authTime bool   // auth_time asked for (claims parameter, or max_age)
+}
+
+func askedFor(claims, maxAge string) asked {
+	var c struct {
+		IDToken struct {
+			ACRS *struct {
+				Value string `json:"value"`
+			} `json:"acrs"`
+			AuthTime *struct{} `json:"auth_time"`
+		} `json:"id_token"`
+	}
+	_ = json.Unmarshal([]byte(claims), &c)
+	a := asked{authTime: c.IDToken.AuthTime != nil || maxAge != ""}
+	if c.IDToken.ACRS != nil {
+		a.acrs = c.IDToken.ACRS.Value
+	}
+	return a
 }
 
 // New starts a fake authority for tenant and client id.
@@ -104,7 +143,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.Authorized++
 	code := random()
-	s.codes[code] = grant{nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), redirect: q.Get("redirect_uri"), person: s.next}
+	s.codes[code] = grant{nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), redirect: q.Get("redirect_uri"), person: s.next,
+		asked: askedFor(q.Get("claims"), q.Get("max_age"))}
 	s.mu.Unlock()
 	back, _ := url.Parse(q.Get("redirect_uri"))
 	bq := back.Query()
@@ -122,11 +162,24 @@ func oauthError(w http.ResponseWriter, code, desc string) {
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	r.ParseForm()
+	s.mu.Lock()
+	fail := s.failToken > 0
+	if fail {
+		s.failToken--
+	}
+	s.mu.Unlock()
+	if fail {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]string{"error": "temporarily_unavailable", "error_description": "AADSTS90033: A transient error has occurred. Please try again."})
+		return
+	}
 	if r.PostForm.Get("client_id") != s.ClientID {
 		oauthError(w, "invalid_client", "AADSTS700016: Application not found in the directory.")
 		return
 	}
 	var person Person
+	var want asked
 	nonce := ""
 	switch r.PostForm.Get("grant_type") {
 	case "authorization_code":
@@ -146,7 +199,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, "invalid_grant", "AADSTS50148: The redirect_uri does not match.")
 			return
 		}
-		person, nonce = g.person, g.nonce
+		person, nonce, want = g.person, g.nonce, g.asked
 	case "urn:ietf:params:oauth:grant-type:device_code":
 		s.mu.Lock()
 		d, ok := s.devices[r.PostForm.Get("device_code")]
@@ -162,12 +215,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		delete(s.devices, r.PostForm.Get("device_code"))
 		s.mu.Unlock()
-		person = d.person
+		person, want = d.person, d.asked
 	default:
 		oauthError(w, "unsupported_grant_type", "AADSTS70003: unsupported grant type")
 		return
 	}
-	tok, err := s.IDToken(person, nonce)
+	tok, err := s.idToken(person, nonce, want)
 	if err != nil {
 		http.Error(w, err.Error(), 500)
 		return
@@ -179,8 +232,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "id_token": tok, "access_token": "unused", "expires_in": 3600})
 }
 
-// IDToken signs an ID token about p the way Entra does (v2.0 issuer, RS256, kid header).
-func (s *Server) IDToken(p Person, nonce string) (string, error) {
+// idToken signs an ID token about p the way Entra does (v2.0 issuer, RS256, kid header),
+// with the optional claims the sign-in asked for.
+func (s *Server) idToken(p Person, nonce string, want asked) (string, error) {
 	now := time.Now()
 	auth := p.AuthTime
 	if auth.IsZero() {
@@ -189,13 +243,16 @@ func (s *Server) IDToken(p Person, nonce string) (string, error) {
 	claims := jwt.MapClaims{
 		"iss": s.URL + "/" + s.Tenant + "/v2.0", "aud": s.ClientID, "tid": s.Tenant, "oid": p.OID,
 		"preferred_username": p.UPN, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-		"auth_time": auth.Unix(), "nonce": nonce,
+		"nonce": nonce,
 	}
-	if len(p.AMR) > 0 {
+	if want.authTime {
+		claims["auth_time"] = auth.Unix()
+	}
+	if p.EmitAMR && len(p.AMR) > 0 {
 		claims["amr"] = p.AMR
 	}
-	if len(p.ACRS) > 0 {
-		claims["acrs"] = p.ACRS
+	if want.acrs != "" && slices.Contains(p.ACRS, want.acrs) {
+		claims["acrs"] = []string{want.acrs}
 	}
 	if p.WrongNonce {
 		claims["nonce"] = "not-the-nonce"
@@ -226,7 +283,7 @@ func (s *Server) deviceCode(w http.ResponseWriter, r *http.Request) {
 	}
 	dc := random()
 	s.mu.Lock()
-	s.devices[dc] = &device{}
+	s.devices[dc] = &device{asked: askedFor(r.PostForm.Get("claims"), "")}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{

@@ -12,8 +12,16 @@ import (
 )
 
 // command handles /activate. It returns the immediate answer (nil: an empty ack) and
-// leaves everything slow to the workers.
-func (s *Surface) command(cmd slack.SlashCommand) any {
+// leaves everything slow to the workers. An invocation seen already (a replayed request,
+// a retried envelope) is acknowledged and does nothing (replay.go).
+func (s *Surface) command(ctx context.Context, cmd slack.SlashCommand) any {
+	fresh, err := s.firstTime(ctx, "slash command", cmd.UserID, commandID(cmd))
+	if err != nil {
+		return ephemeralText(":warning: " + say(err))
+	}
+	if !fresh {
+		return nil
+	}
 	o := origin{UserID: cmd.UserID, ChannelID: cmd.ChannelID, ResponseURL: cmd.ResponseURL}
 	text := strings.TrimSpace(cmd.Text)
 	switch strings.ToLower(text) {

@@ -74,7 +74,7 @@ func (s *Surface) serveCommand(w http.ResponseWriter, r *http.Request, body []by
 		UserID: v.Get("user_id"), UserName: v.Get("user_name"), Command: v.Get("command"), Text: v.Get("text"),
 		ResponseURL: v.Get("response_url"), TriggerID: v.Get("trigger_id"), APIAppID: v.Get("api_app_id"),
 	}
-	writeJSON(w, s.command(cmd))
+	writeJSON(w, s.command(r.Context(), cmd))
 }
 
 func (s *Surface) serveInteraction(w http.ResponseWriter, r *http.Request, body []byte) {

@@ -12,11 +12,12 @@ import (
 )
 
 // interaction handles block actions, view submissions and options loads. It returns the
-// immediate answer (nil: an empty ack).
+// immediate answer (nil: an empty ack). A click or submission seen already (a replayed
+// request, a retried envelope) is acknowledged and does nothing (replay.go).
 func (s *Surface) interaction(ctx context.Context, cb slack.InteractionCallback) any {
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
-		s.blockActions(cb)
+		s.blockActions(ctx, cb)
 	case slack.InteractionTypeViewSubmission:
 		return s.viewSubmission(ctx, cb)
 	case slack.InteractionTypeBlockSuggestion:
@@ -33,9 +34,14 @@ func clickOrigin(cb slack.InteractionCallback) origin {
 	return origin{UserID: cb.User.ID, ChannelID: ch, ResponseURL: cb.ResponseURL}
 }
 
-// blockActions queues the work of a click; Slack gets its ack at once.
-func (s *Surface) blockActions(cb slack.InteractionCallback) {
+// blockActions queues the work of a click, once per click; Slack gets its ack at once.
+func (s *Surface) blockActions(ctx context.Context, cb slack.InteractionCallback) {
 	o := clickOrigin(cb)
+	type work struct {
+		name string
+		f    func(ctx context.Context)
+	}
+	var todo []work
 	for _, a := range cb.ActionCallback.BlockActions {
 		id := bot.NormalizeID(a.Value)
 		var name string
@@ -60,7 +66,21 @@ func (s *Surface) blockActions(cb slack.InteractionCallback) {
 		default:
 			continue // inputs that do not dispatch
 		}
-		s.later(name, f)
+		todo = append(todo, work{name, f})
+	}
+	if len(todo) == 0 {
+		return
+	}
+	fresh, err := s.firstTime(ctx, "click", cb.User.ID, interactionID(cb))
+	if err != nil {
+		s.later("say unavailable", func(ctx context.Context) { s.tellErr(ctx, o, err) })
+		return
+	}
+	if !fresh {
+		return
+	}
+	for _, w := range todo {
+		s.later(w.name, w.f)
 	}
 }
 
@@ -193,18 +213,30 @@ func (s *Surface) regroup(ctx context.Context, slackID string, view slack.View, 
 }
 
 // viewSubmission answers a modal's submit within Slack's 3 s: refusals go next to the field.
+// A submission seen already gets an empty answer (the modal closes) and does nothing.
 func (s *Surface) viewSubmission(ctx context.Context, cb slack.InteractionCallback) any {
 	ctx, cancel := context.WithTimeout(ctx, submitBudget)
 	defer cancel()
+	var submit func(context.Context, slack.InteractionCallback) any
+	var field string // where a refusal about no field in particular is shown
 	switch cb.View.CallbackID {
 	case cbActivate:
-		return s.submitForm(ctx, cb)
+		submit, field = s.submitForm, actGroup
 	case cbDeny:
-		return s.submitDeny(ctx, cb)
+		submit, field = s.submitDeny, actReason
 	case cbExtend:
-		return s.submitExtend(ctx, cb)
+		submit, field = s.submitExtend, actDuration
+	default:
+		return nil // an info view: closing is all there is
 	}
-	return nil // an info view: closing is all there is
+	fresh, err := s.firstTime(ctx, "view submission", cb.User.ID, interactionID(cb))
+	if err != nil {
+		return refusal(cb.View, err, field)
+	}
+	if !fresh {
+		return nil
+	}
+	return submit(ctx, cb)
 }
 
 // state finds the value of a form field (block ids are the field, or field.<group>).

@@ -26,6 +26,8 @@ func (v *verifier) StartMFA(ctx context.Context, r *bot.Request) (bot.Challenge,
 	return bot.Challenge{URL: "https://login.example.com/authorize?state=mfa-" + r.ID + "&x=1", Expires: r.CreatedAt.Add(10 * time.Minute)}, nil
 }
 
+func (v *verifier) AuthContext() string { return "c1" }
+
 func (v *verifier) Bound(ctx context.Context, surface, chatUser string) (string, bool, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -79,7 +81,7 @@ func TestMFA_LinkFirstThenApprovers(t *testing.T) {
 	if len(e.fake.Calls("chat.postMessage")) != 1 {
 		t.Fatal("approvers were asked before MFA")
 	}
-	if _, err := e.eng.MFAVerified(e.ctx, r.ID, r.Requester.ID, e.clock.Now().Add(time.Minute)); err != nil {
+	if _, err := e.eng.MFAVerified(e.ctx, r.ID, bot.StepUpProof{UserID: r.Requester.ID, AuthTime: e.clock.Now().Add(time.Minute), ACRS: []string{"c1"}}); err != nil {
 		t.Fatal(err)
 	}
 	e.approvalPosted(approvals, r.ID)

@@ -66,13 +66,17 @@ func (s *Surface) SocketMode(client *socketmode.Client) func(ctx context.Context
 }
 
 // envelope handles one Socket Mode request and acknowledges it (with the answer, if any).
+// Slack may send an envelope again (a new envelope_id, retry_attempt set, the same
+// payload) when it thinks the ack was lost: commands and interactions are deduplicated by their payload in the code
+// shared with HTTP (replay.go), events by their event_id, so a retry is acked and does
+// nothing.
 func (s *Surface) envelope(ctx context.Context, client *socketmode.Client, evt socketmode.Event) {
 	var answer any
 	switch evt.Type {
 	case socketmode.EventTypeSlashCommand:
 		cmd, ok := evt.Data.(slack.SlashCommand)
 		if ok {
-			answer = s.command(cmd)
+			answer = s.command(ctx, cmd)
 		}
 	case socketmode.EventTypeInteractive:
 		cb, ok := evt.Data.(slack.InteractionCallback)
