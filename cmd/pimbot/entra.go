@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/pimbot/pimbot/entra"
 )
@@ -32,6 +33,32 @@ func setupEntra(ctx context.Context, a *app, mux *http.ServeMux) (*entra.Verifie
 		mux.Handle("GET "+entra.CallbackPath, v)
 	}
 	return v, nil
+}
+
+func init() { extraChecks = append(extraChecks, checkMFA) }
+
+// checkMFA says which step-up mode is in force, and fails when groups require MFA that no
+// sign-in could ever prove: Entra's v2.0 ID tokens carry no amr claim, so MFA is proven
+// only by a Conditional Access authentication context (acrs).
+func checkMFA(ctx context.Context, a *app, r *checkReport) {
+	var groups []string
+	for _, g := range a.pol.Groups {
+		if g.RequireMFA {
+			groups = append(groups, g.Name)
+		}
+	}
+	ac := a.getenv("ENTRA_AUTH_CONTEXT")
+	registered := a.getenv("AZURE_TENANT_ID") != "" && (a.getenv("ENTRA_CLIENT_ID") != "" || a.getenv("AZURE_CLIENT_ID") != "")
+	switch {
+	case len(groups) == 0:
+		r.ok("mfa: no group requires step-up MFA")
+	case !registered:
+		r.fail("mfa: %s require MFA, but no Entra app registration is configured (AZURE_TENANT_ID and AZURE_CLIENT_ID or ENTRA_CLIENT_ID): their requests are refused", strings.Join(groups, ", "))
+	case ac == "":
+		r.fail("mfa: %s require MFA, but ENTRA_AUTH_CONTEXT is not set: Entra's ID tokens carry no amr claim, so MFA can only be proven by a Conditional Access authentication context (create one, e.g. c1, target a policy that requires MFA at it, and set ENTRA_AUTH_CONTEXT=c1)", strings.Join(groups, ", "))
+	default:
+		r.ok("mfa: authentication context mode: a sign-in proves MFA when Entra names the context %s in acrs (Conditional Access must require MFA for it); groups %s", ac, strings.Join(groups, ", "))
+	}
 }
 
 // setupAuth serves GET /auth/callback (step-up MFA, sign-in binding) when Entra is configured.
