@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,7 +149,21 @@ func (v *Verifier) StartBinding(ctx context.Context, chat bot.ChatAccount) (bot.
 	if chat.Email == "" {
 		return bot.Challenge{}, refuse("your %s profile shows no e-mail address to pimbot, so a sign-in cannot be matched to your account; ask your administrators to let apps read e-mail addresses", chat.Surface)
 	}
-	return v.startCode(ctx, pending{Purpose: "bind", Surface: chat.Surface, ChatUser: chat.ID, ChatEmail: chat.Email}, false)
+	return v.startCode(ctx, pending{Purpose: "bind", Surface: chat.Surface, ChatUser: chat.ID, ChatEmail: chat.Email}, v.bindNeedsMFA())
+}
+
+// bindNeedsMFA: where the policy asks for MFA, the sign-in that binds an account (and so
+// decides who will act through it) must satisfy the same authentication context.
+func (v *Verifier) bindNeedsMFA() bool {
+	if v.cfg.AuthContext == "" {
+		return false
+	}
+	for _, g := range v.eng.Policy().Groups {
+		if g.RequireMFA {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *Verifier) startCode(ctx context.Context, p pending, mfa bool) (bot.Challenge, error) {
@@ -321,6 +336,9 @@ func (v *Verifier) bind(ctx context.Context, p pending, c Claims) (string, error
 		return "", errors.Join(bot.ErrUnavailable, err)
 	}
 	chat := bot.ChatAccount{Surface: p.Surface, ID: p.ChatUser, Email: p.ChatEmail}
+	if v.bindNeedsMFA() && !slices.Contains(c.ACRS, v.cfg.AuthContext) {
+		return "", refuse("the sign-in did not satisfy the authentication context %s (MFA) that this bot requires for linking accounts; nothing was linked, and the link still works", v.cfg.AuthContext)
+	}
 	if p.ChatEmail == "" || !(strings.EqualFold(p.ChatEmail, u.Email) || strings.EqualFold(p.ChatEmail, u.UPN)) {
 		detail := fmt.Sprintf("the %s account %s (%s) asked to be linked, but %s signed in; nothing was linked", p.Surface, p.ChatUser, p.ChatEmail, u.Handle())
 		if err := v.eng.RecordBinding(ctx, bot.EvBindRefused, chat, u, detail); err != nil {

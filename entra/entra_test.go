@@ -251,7 +251,7 @@ func TestMFA_DeviceCodeWithoutMFAIsRefused(t *testing.T) {
 }
 
 func TestBinding_SignInBindsChatAccount(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, func(c *entra.Config) { c.AuthContext = "" }) // no MFA rules: a plain sign-in binds
 	if _, ok, _ := w.v.Bound(w.ctx, "slack", "U123"); ok {
 		t.Fatal("bound before any sign-in")
 	}
@@ -280,7 +280,7 @@ func TestBinding_SignInBindsChatAccount(t *testing.T) {
 // Mallory forwards her link to Bob ("please verify"); Bob signs in on the genuine page.
 // Mallory's chat account is bound to nobody, and the refusal is on the record.
 func TestBinding_ForwardedLinkBindsNobody(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, func(c *entra.Config) { c.AuthContext = "" })
 	ch, err := w.v.StartBinding(w.ctx, bot.ChatAccount{Surface: "slack", ID: "UMALLORY", Email: "mallory@example.com"})
 	if err != nil {
 		t.Fatal(err)
@@ -364,5 +364,32 @@ func TestMFA_WithoutAnAuthContextRefusesClearly(t *testing.T) {
 	_, err := w.eng.Submit(w.ctx, w.alice, bot.SubmitInput{Group: "prod", Reason: "x"})
 	if err == nil || !strings.Contains(err.Error(), "authentication context") {
 		t.Fatalf("submit: %v", err)
+	}
+}
+
+// Where the policy asks for MFA, the sign-in that binds an account must satisfy the same
+// authentication context: it decides who will act through that account.
+func TestBinding_ObeysMFAWhereThePolicyAsksForIt(t *testing.T) {
+	w := newWorld(t) // the policy has groups with require_mfa, and the context c1
+	ch, err := w.v.StartBinding(w.ctx, bot.ChatAccount{Surface: "slack", ID: "UBOB", Email: "bob@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ch.URL, "claims=") || !strings.Contains(ch.URL, "c1") {
+		t.Fatalf("the binding sign-in does not ask for the context: %s", ch.URL)
+	}
+	w.idp.SignIn(entrafake.Person{OID: "oid-bob", UPN: "bob@example.com"})
+	if status, body := follow(t, ch.URL); status != 400 || !strings.Contains(body, "did not satisfy the authentication context c1") {
+		t.Fatalf("password only: %d %s", status, body)
+	}
+	if _, ok, _ := w.v.Bound(w.ctx, "slack", "UBOB"); ok {
+		t.Fatal("bound without MFA")
+	}
+	w.idp.SignIn(entrafake.Person{OID: "oid-bob", UPN: "bob@example.com", ACRS: []string{"c1"}})
+	if status, body := follow(t, ch.URL); status != 200 {
+		t.Fatalf("with MFA, same link: %d %s", status, body)
+	}
+	if oid, ok, _ := w.v.Bound(w.ctx, "slack", "UBOB"); !ok || oid != "oid-bob" {
+		t.Fatalf("bound to %q %v", oid, ok)
 	}
 }
