@@ -319,20 +319,6 @@ func TestInstall_WelcomesAndTellsChannelID(t *testing.T) {
 	mustContain(t, "the team welcome", e.lastTo(teamID).Text(), "approval_channel.teams", teamID)
 }
 
-// An activity from another tenant is refused when the bot is single-tenant.
-func TestOtherTenant_Refused(t *testing.T) {
-	e := newEnv(t)
-	chat := e.fake.Personal(alice)
-	act := e.fake.Message(alice, chat, "activate sandbox for 30m")
-	act["conversation"].(map[string]any)["tenantId"] = "99999999-0000-4000-8000-000000000009"
-	act["channelData"] = map[string]any{"tenant": map[string]any{"id": "99999999-0000-4000-8000-000000000009"}}
-	e.send(act)
-	if len(e.requests(aliceID)) != 0 {
-		t.Fatal("a foreign tenant's activity made a request")
-	}
-	mustContain(t, "the refusal", e.lastTo(chat.ID).Text(), "own organization")
-}
-
 // Notify is retried by the engine: a retried delivery is not sent twice, and a late retry of
 // an older event does not roll the approvers' card back.
 func TestNotify_RetriesAreIdempotent(t *testing.T) {

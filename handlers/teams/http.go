@@ -15,7 +15,8 @@ import (
 
 // ServeHTTP is POST /api/messages. The token is checked before the body is read: without a
 // valid one the answer is 401 and nothing happens. Then: over MaxBody 413, not an activity
-// 400, a serviceUrl other than the token's 401.
+// 400, a serviceUrl other than the token's 401, and an activity that is not from Teams, or not
+// from the configured tenant, 403 (see admit); none of these is acted on.
 //
 // msbotbuilder-go's ParseRequest reads the body first and ProcessActivity always posts the
 // handler's result as a new message, so neither is used here: an invoke
@@ -60,6 +61,11 @@ func (s *Surface) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := claims.Check(&act); err != nil {
 		s.log.Info("rejected an activity that does not match its token", "err", err, "remote", r.RemoteAddr)
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if err := s.admit(&act); err != nil {
+		s.log.Warn("refused an authenticated activity", "err", err, "type", truncateRunes(string(act.Type), 40), "remote", r.RemoteAddr)
+		http.Error(w, "forbidden: this bot serves Microsoft Teams activities of its own organization only", http.StatusForbidden)
 		return
 	}
 	ctx, cancel := bounded(r.Context())
@@ -198,33 +204,38 @@ func (s *Surface) reply(ctx context.Context, act *schema.Activity, card Card, su
 var guidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // identify resolves the sender to a directory user through their Entra object id (Teams
-// sends it as from.aadObjectId) and keeps the conversation references the activity reveals.
-// A non-empty problem is what to tell the person instead.
+// sends it as from.aadObjectId; admit has made sure Teams sent the activity) and keeps the
+// conversation references the activity reveals. A non-empty problem is what to tell the
+// person instead.
 func (s *Surface) identify(ctx context.Context, act *schema.Activity) (bot.Actor, string) {
-	td := teamsData(act)
-	if s.tenant != "" && td.tenantID != "" && !strings.EqualFold(td.tenantID, s.tenant) {
-		return bot.Actor{}, "This bot serves its own organization only."
-	}
 	oid := act.From.AadObjectID
 	if !guidRe.MatchString(oid) {
-		s.rememberOrLog(ctx, act, "")
+		s.rememberOrLog(ctx, act, nil)
 		return bot.Actor{}, "I can't tell who you are: Teams did not send your Entra ID object id."
 	}
 	u, err := s.eng.Directory().ResolveUser(ctx, oid)
 	if err != nil {
-		s.rememberOrLog(ctx, act, "")
+		s.rememberOrLog(ctx, act, nil)
 		if errors.Is(err, bot.ErrNotFound) {
 			return bot.Actor{}, "You are not in the directory pimbot uses, so you can't request or approve access here."
 		}
 		s.log.Warn("resolve a Teams user", "aad_object_id", oid, "err", err)
 		return bot.Actor{}, bot.Describe(errors.Join(bot.ErrUnavailable, err))
 	}
-	s.rememberOrLog(ctx, act, u.ID)
+	if !strings.EqualFold(u.ID, oid) {
+		// A directory user's id is their object id. Another id means the directory matched
+		// the object id some other way (a local directory's upn or e-mail): acting, or
+		// keeping a reference, as that user would let one person pass for another.
+		s.log.Warn("the directory resolved a Teams object id to a user with another id; not acting on it", "aad_object_id", oid, "user_id", u.ID)
+		s.rememberOrLog(ctx, act, nil)
+		return bot.Actor{}, "You are not in the directory pimbot uses, so you can't request or approve access here."
+	}
+	s.rememberOrLog(ctx, act, &u)
 	return bot.Actor{User: u, Surface: Name}, ""
 }
 
-func (s *Surface) rememberOrLog(ctx context.Context, act *schema.Activity, userID string) {
-	if err := s.remember(ctx, act, userID); err != nil {
+func (s *Surface) rememberOrLog(ctx context.Context, act *schema.Activity, sender *bot.User) {
+	if err := s.remember(ctx, act, sender); err != nil {
 		s.log.Warn("keep conversation references", "err", err)
 	}
 }

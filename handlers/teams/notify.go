@@ -109,7 +109,7 @@ func (s *Surface) tellRequester(ctx context.Context, ev bot.Event, g *bot.Group)
 		return nil
 	}
 	return s.once(ctx, sentKey(ev, "dm"), func() error {
-		conv, err := s.personalChat(ctx, &ref)
+		conv, err := s.personalChat(ctx, r.Requester.ID, &ref)
 		if err != nil {
 			return err
 		}
@@ -128,8 +128,10 @@ func (s *Surface) mfaNotice(ctx context.Context, v View, r *bot.Request) Card {
 }
 
 // personalChat returns the person's 1:1 chat with the bot, creating it when the bot only
-// knows them from a channel (msbotbuilder-go cannot: POST /v3/conversations).
-func (s *Surface) personalChat(ctx context.Context, ref *userRef) (string, error) {
+// knows them from a channel (msbotbuilder-go cannot: POST /v3/conversations). The chat's id
+// is kept under the key the reference was read from (userID), never under an id the stored
+// value names.
+func (s *Surface) personalChat(ctx context.Context, userID string, ref *userRef) (string, error) {
 	if ref.ConversationID != "" {
 		return ref.ConversationID, nil
 	}
@@ -138,7 +140,7 @@ func (s *Surface) personalChat(ctx context.Context, ref *userRef) (string, error
 		return "", err
 	}
 	ref.ConversationID = conv
-	if err := s.putJSON(ctx, keyUser+ref.UserID, ref, refTTL); err != nil {
+	if err := s.putJSON(ctx, keyUser+userID, ref, refTTL); err != nil {
 		s.log.Warn("keep the personal chat's reference", "err", err)
 	}
 	return conv, nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/infracloudio/msbotbuilder-go/schema"
+	"github.com/pimbot/pimbot/bot"
 )
 
 // What a restart needs lives in the bot.KV (Redis), never only in memory: several replicas
@@ -80,10 +81,25 @@ func (s *Surface) putJSON(ctx context.Context, key string, v any, ttl time.Durat
 
 // remember keeps the conversation references an activity reveals: the sender's (with the
 // personal chat when it is one) and the channel's and team's. It only writes what changed.
-func (s *Surface) remember(ctx context.Context, act *schema.Activity, userID string) error {
+//
+// sender is the directory user that the activity's own from.aadObjectId resolved to (nil:
+// none). A person's reference is keyed by their directory user id, which is their Entra
+// object id, so it is written only when that id is the activity's from.aadObjectId: one
+// person's activity never replaces another person's reference, whatever the directory
+// answered.
+func (s *Surface) remember(ctx context.Context, act *schema.Activity, sender *bot.User) error {
 	td := teamsData(act)
 	var errs []error
-	if userID != "" && act.From.ID != "" {
+	userID := ""
+	if sender != nil && act.From.ID != "" {
+		if strings.EqualFold(sender.ID, act.From.AadObjectID) {
+			userID = sender.ID
+		} else {
+			errs = append(errs, fmt.Errorf("directory user %s is not the sender's object id %s: their conversation reference is left as it was",
+				sender.ID, truncateRunes(act.From.AadObjectID, 40)))
+		}
+	}
+	if userID != "" {
 		var old userRef
 		_, err := s.getJSON(ctx, keyUser+userID, &old)
 		if err != nil {
@@ -119,8 +135,14 @@ func (s *Surface) remember(ctx context.Context, act *schema.Activity, userID str
 	return errors.Join(errs...)
 }
 
-// channelTarget finds where to post in a channel: its own reference, else the latest
-// serviceUrl seen, else the configured default.
+// ErrNoServiceURL: a post into a channel the bot has not heard from has nowhere to go, since
+// no activity brought a serviceUrl and none is configured (Config.ServiceURL).
+var ErrNoServiceURL = errors.New("no Bot Connector service URL: the bot has not heard from this channel or its tenant yet, and " +
+	EnvServiceURL + " is not set (one of " + ServiceURLCommercial + ", " + ServiceURLGCC + ", " + ServiceURLGCCHigh + ", " + ServiceURLDoD + ")")
+
+// channelTarget finds where to post in a channel: its own reference; else the configured
+// ServiceURL (the operator's word for the tenant's cloud); else the latest serviceUrl an
+// activity brought; else nowhere (ErrNoServiceURL, logged): never a guessed host.
 func (s *Surface) channelTarget(ctx context.Context, channelID string) (channelRef, error) {
 	var ref channelRef
 	ok, err := s.getJSON(ctx, keyChannel+channelID, &ref)
@@ -130,19 +152,24 @@ func (s *Surface) channelTarget(ctx context.Context, channelID string) (channelR
 	if ok {
 		return ref, nil
 	}
+	if s.serviceURL != "" {
+		return channelRef{ChannelID: channelID, TenantID: s.tenant, ServiceURL: s.serviceURL}, nil
+	}
 	var svc channelRef
 	if _, err := s.getJSON(ctx, keyService, &svc); err != nil {
 		return ref, err
 	}
 	if svc.ServiceURL == "" {
-		svc.ServiceURL = s.defaultServiceURL
+		s.log.Error("cannot post to a Teams channel the bot has not heard from", "channel", channelID, "setting", EnvServiceURL, "err", ErrNoServiceURL)
+		return ref, fmt.Errorf("post to %s: %w", channelID, ErrNoServiceURL)
 	}
 	svc.ChannelID = channelID
 	return svc, nil
 }
 
 // KnowsChannel reports whether the bot has seen the channel (or its team) and so knows its
-// serviceUrl; otherwise it posts there through the latest serviceUrl seen or the default.
+// serviceUrl; otherwise it posts there through the configured ServiceURL, else the latest
+// serviceUrl seen, else not at all (ErrNoServiceURL).
 func (s *Surface) KnowsChannel(ctx context.Context, channelID string) (bool, error) {
 	var ref channelRef
 	return s.getJSON(ctx, keyChannel+channelID, &ref)

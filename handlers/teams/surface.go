@@ -23,9 +23,23 @@ import (
 // Name is the surface's name in requests (Request.Surface) and approval channels.
 const Name = "teams"
 
-// DefaultServiceURL is the Bot Connector endpoint used for a channel before any activity
-// told the bot its own (Microsoft's global endpoint for proactive messages).
-const DefaultServiceURL = "https://smba.trafficmanager.net/teams/"
+// The Bot Connector endpoints of Teams' clouds, for proactive posts into a channel the bot
+// has not heard from yet; the serviceUrl an activity in that channel brought is always
+// preferred.
+// Source: Microsoft 365 Agents SDK, TeamsProactiveServiceEndpoints
+// (https://learn.microsoft.com/en-us/dotnet/api/microsoft.agents.extensions.msteams.teamsproactiveserviceendpoints)
+// and Agents-for-js TeamsServiceEndpoints
+// (https://microsoft.github.io/Agents-for-js/variables/_microsoft_agents-hosting.TeamsServiceEndpoints.html):
+// "Use only when the incoming serviceUrl from a real conversation is unavailable."
+const (
+	ServiceURLCommercial = "https://smba.trafficmanager.net/teams/"
+	ServiceURLGCC        = "https://smba.infra.gcc.teams.microsoft.com/teams/"
+	ServiceURLGCCHigh    = "https://smba.infra.gov.teams.microsoft.us/teams/"
+	ServiceURLDoD        = "https://smba.infra.dod.teams.microsoft.us/teams/"
+)
+
+// EnvServiceURL names the setting of Config.ServiceURL (read by SettingsFromEnv).
+const EnvServiceURL = "MICROSOFT_APP_SERVICE_URL"
 
 // Handler limits.
 const (
@@ -35,27 +49,35 @@ const (
 
 // Config wires a Surface.
 type Config struct {
-	Engine            *bot.Engine
-	KV                bot.KV
-	Validator         *Validator
-	Connector         *Connector
-	TenantID          string // when set, activities from other tenants are refused
-	DefaultServiceURL string // default DefaultServiceURL
-	Logger            *slog.Logger
-	MaxBody           int64 // default MaxBody
+	Engine    *bot.Engine
+	KV        bot.KV
+	Validator *Validator
+	Connector *Connector
+	// TenantID pins the surface to one tenant: an activity that names no tenant, or another,
+	// is refused. Empty serves every tenant (a warning is logged at start).
+	TenantID string
+	// ServiceURL is the Bot Connector endpoint for posts into a channel the bot has not heard
+	// from yet (MICROSOFT_APP_SERVICE_URL): ServiceURLCommercial, ServiceURLGCC,
+	// ServiceURLGCCHigh or ServiceURLDoD, after the tenant's cloud. A channel the bot has
+	// heard from is posted to through its own serviceUrl. Empty: the latest serviceUrl an
+	// activity brought is used, and without one the post fails with ErrNoServiceURL (logged,
+	// naming the setting); nothing is ever sent to a host the operator did not set.
+	ServiceURL string
+	Logger     *slog.Logger
+	MaxBody    int64 // default MaxBody
 }
 
 // Surface is the Teams surface: the POST /api/messages handler and the bot.Notifier.
 type Surface struct {
-	eng               *bot.Engine
-	kv                bot.KV
-	v                 *Validator
-	conn              *Connector
-	tenant            string
-	defaultServiceURL string
-	log               *slog.Logger
-	maxBody           int64
-	zones             sync.Map // IANA name -> *time.Location
+	eng        *bot.Engine
+	kv         bot.KV
+	v          *Validator
+	conn       *Connector
+	tenant     string
+	serviceURL string // Config.ServiceURL, checked
+	log        *slog.Logger
+	maxBody    int64
+	zones      sync.Map // IANA name -> *time.Location
 }
 
 var (
@@ -69,9 +91,11 @@ func New(c Config) (*Surface, error) {
 		return nil, errors.New("teams: engine, KV, validator and connector are required")
 	}
 	s := &Surface{eng: c.Engine, kv: c.KV, v: c.Validator, conn: c.Connector, tenant: strings.TrimSpace(c.TenantID),
-		defaultServiceURL: c.DefaultServiceURL, log: c.Logger, maxBody: c.MaxBody}
-	if s.defaultServiceURL == "" {
-		s.defaultServiceURL = DefaultServiceURL
+		serviceURL: strings.TrimSpace(c.ServiceURL), log: c.Logger, maxBody: c.MaxBody}
+	if s.serviceURL != "" {
+		if _, err := serviceBase(s.serviceURL); err != nil {
+			return nil, fmt.Errorf("teams: %s: %w", EnvServiceURL, err)
+		}
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -80,6 +104,9 @@ func New(c Config) (*Surface, error) {
 		s.maxBody = MaxBody
 	}
 	s.log = s.log.With("surface", Name)
+	if s.tenant == "" {
+		s.log.Warn("no tenant configured (MICROSOFT_APP_TENANT_ID): Teams activities are not pinned to a tenant; those of any tenant are served")
+	}
 	return s, nil
 }
 
@@ -93,6 +120,7 @@ type Settings struct {
 	TenantID    string // MICROSOFT_APP_TENANT_ID: single-tenant token endpoint, and only this tenant served
 	MetadataURL string // BOTFRAMEWORK_OPENID_METADATA_URL
 	TokenURL    string // BOTFRAMEWORK_TOKEN_URL
+	ServiceURL  string // MICROSOFT_APP_SERVICE_URL: see Config.ServiceURL (empty: none)
 	// HTTP is the client for the metadata, token and connector calls (nil: one with a timeout).
 	HTTP *http.Client
 }
@@ -104,6 +132,7 @@ func SettingsFromEnv(getenv func(string) string) (st Settings, ok bool, err erro
 		TenantID:    strings.TrimSpace(getenv("MICROSOFT_APP_TENANT_ID")),
 		MetadataURL: strings.TrimSpace(getenv("BOTFRAMEWORK_OPENID_METADATA_URL")),
 		TokenURL:    strings.TrimSpace(getenv("BOTFRAMEWORK_TOKEN_URL")),
+		ServiceURL:  strings.TrimSpace(getenv(EnvServiceURL)),
 	}
 	if st.AppID == "" {
 		return st, false, nil
@@ -122,6 +151,11 @@ func SettingsFromEnv(getenv func(string) string) (st Settings, ok bool, err erro
 			return st, true, fmt.Errorf("%s=%q: want an https URL", name, v)
 		}
 	}
+	if st.ServiceURL != "" {
+		if _, err := serviceBase(st.ServiceURL); err != nil {
+			return st, true, fmt.Errorf("%s=%q: want an https URL such as %s", EnvServiceURL, st.ServiceURL, ServiceURLCommercial)
+		}
+	}
 	return st, true, nil
 }
 
@@ -131,7 +165,11 @@ func (st Settings) String() string {
 	if tenant == "" {
 		tenant = "(multi-tenant: botframework.com)"
 	}
-	return fmt.Sprintf("app %s, tenant %s, token %s, metadata %s", st.AppID, tenant, redactURL(st.TokenURL), redactURL(st.MetadataURL))
+	svc := redactURL(st.ServiceURL)
+	if st.ServiceURL == "" {
+		svc = "(not set: only serviceUrls from activities)"
+	}
+	return fmt.Sprintf("app %s, tenant %s, token %s, metadata %s, service %s", st.AppID, tenant, redactURL(st.TokenURL), redactURL(st.MetadataURL), svc)
 }
 
 // Build makes the validator, the connector client and the surface from settings.
@@ -144,7 +182,7 @@ func (st Settings) Build(eng *bot.Engine, kv bot.KV, log *slog.Logger) (*Surface
 	if err != nil {
 		return nil, err
 	}
-	return New(Config{Engine: eng, KV: kv, Validator: v, Connector: c, TenantID: st.TenantID, Logger: log})
+	return New(Config{Engine: eng, KV: kv, Validator: v, Connector: c, TenantID: st.TenantID, ServiceURL: st.ServiceURL, Logger: log})
 }
 
 // Validator is the surface's token validator (for `pimbot check`).

@@ -34,7 +34,8 @@ type Fake struct {
 	TenantID string
 	Key      *rsa.PrivateKey
 	KeyID    string
-	// Endorsements of the signing key in the key set (Teams keys say "msteams").
+	// Endorsements of the signing key in the key set (Teams keys say "msteams"); set it
+	// with Endorse once requests may be running.
 	Endorsements []string
 	// TokenLifetime is the expires_in of issued connector tokens.
 	TokenLifetime time.Duration
@@ -241,7 +242,23 @@ func (f *Fake) keys(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unavailable", st)
 		return
 	}
-	writeJSON(w, 200, map[string]any{"keys": []any{JWK(&f.Key.PublicKey, f.KeyID, f.Endorsements)}})
+	f.mu.Lock()
+	endorsements := append([]string(nil), f.Endorsements...)
+	f.mu.Unlock()
+	writeJSON(w, 200, map[string]any{"keys": []any{JWK(&f.Key.PublicKey, f.KeyID, endorsements)}})
+}
+
+// Endorse sets the channels the signing key is endorsed for, as the next key fetch lists
+// them. The Bot Framework service signs the activities of every channel a bot is connected
+// to, Direct Line and Web Chat included, and the endorsement says which channel a key may
+// sign for ("For example, if an Activity comes from webchat, that channelId says "webchat"
+// and the jwt token endorsement MUST match that": botframework-connector,
+// auth/endorsementsValidator.ts): a valid token with an endorsed key proves the relay, not
+// that the activity came from Teams.
+func (f *Fake) Endorse(channels ...string) {
+	f.mu.Lock()
+	f.Endorsements = append([]string(nil), channels...)
+	f.mu.Unlock()
 }
 
 // token is the Entra ID client-credentials endpoint of the bot's tenant.
