@@ -7,21 +7,19 @@ package entra
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"golang.org/x/oauth2"
 )
 
 // DefaultLoginURL is the public cloud's authority; ENTRA_LOGIN_URL overrides it.
@@ -50,7 +48,7 @@ type Verifier struct {
 	cfg   Config
 	eng   *bot.Engine
 	kv    bot.KV
-	keys  *keySet
+	disc  discovery
 	http  *http.Client
 	log   *slog.Logger
 	ttl   time.Duration
@@ -71,6 +69,9 @@ func New(cfg Config, eng *bot.Engine, kv bot.KV) (*Verifier, error) {
 	case strings.ContainsAny(cfg.TenantID, "/?#"):
 		return nil, errors.New("AZURE_TENANT_ID must be a tenant id or domain")
 	}
+	if err := secureURL(cfg.LoginURL); err != nil {
+		return nil, fmt.Errorf("ENTRA_LOGIN_URL: %w", err)
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -78,15 +79,9 @@ func New(cfg Config, eng *bot.Engine, kv bot.KV) (*Verifier, error) {
 		cfg.Logger = slog.Default()
 	}
 	v := &Verifier{cfg: cfg, eng: eng, kv: kv, http: cfg.HTTPClient, log: cfg.Logger, ttl: eng.Policy().Settings.MFATimeout, clock: eng.Now}
-	v.keys = &keySet{url: v.tenantURL("/discovery/v2.0/keys"), client: cfg.HTTPClient}
 	return v, nil
 }
 
-func (v *Verifier) tenantURL(path string) string {
-	return v.cfg.LoginURL + "/" + url.PathEscape(v.cfg.TenantID) + path
-}
-
-func (v *Verifier) issuer() string { return v.cfg.LoginURL + "/" + v.cfg.TenantID + "/v2.0" }
 
 func (v *Verifier) redirectURI() string {
 	return strings.TrimRight(v.cfg.PublicURL, "/") + CallbackPath
@@ -170,32 +165,29 @@ func (v *Verifier) startCode(ctx context.Context, p pending, mfa bool) (bot.Chal
 	if v.cfg.PublicURL == "" {
 		return bot.Challenge{}, errors.New("sign-in needs PIMBOT_PUBLIC_URL (the bot's public address for " + CallbackPath + "), or mfa_flow: device_code")
 	}
+	o, err := v.provider(ctx)
+	if err != nil {
+		return bot.Challenge{}, err
+	}
 	state := random(24)
-	p.Nonce, p.Verifier, p.Started = random(24), random(48), v.clock()
+	p.Nonce, p.Verifier, p.Started = random(24), oauth2.GenerateVerifier(), v.clock()
 	data, _ := json.Marshal(p)
 	if err := v.kv.SetValue(ctx, "oidc:state:"+state, string(data), v.ttl); err != nil {
 		return bot.Challenge{}, fmt.Errorf("remember sign-in: %w", errors.Join(bot.ErrUnavailable, err))
 	}
-	sum := sha256.Sum256([]byte(p.Verifier))
-	q := url.Values{
-		"client_id":             {v.cfg.ClientID},
-		"response_type":         {"code"},
-		"response_mode":         {"query"},
-		"redirect_uri":          {v.redirectURI()},
-		"scope":                 {"openid profile"},
-		"state":                 {state},
-		"nonce":                 {p.Nonce},
-		"code_challenge":        {base64.RawURLEncoding.EncodeToString(sum[:])},
-		"code_challenge_method": {"S256"},
-		"prompt":                {"login"},
+	opts := []oauth2.AuthCodeOption{
+		oauth2.S256ChallengeOption(p.Verifier),
+		oauth2.SetAuthURLParam("response_mode", "query"),
+		oauth2.SetAuthURLParam("nonce", p.Nonce),
+		oauth2.SetAuthURLParam("prompt", "login"),
 	}
 	if mfa {
-		q.Set("claims", v.claimsParam())
+		opts = append(opts, oauth2.SetAuthURLParam("claims", v.claimsParam()))
 	}
 	if p.ChatEmail != "" {
-		q.Set("login_hint", p.ChatEmail) // names the account being linked on Microsoft's page
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", p.ChatEmail)) // names the account being linked on Microsoft's page
 	}
-	return bot.Challenge{URL: v.tenantURL("/oauth2/v2.0/authorize") + "?" + q.Encode(), Expires: p.Started.Add(v.ttl)}, nil
+	return bot.Challenge{URL: o.oauth.AuthCodeURL(state, opts...), Expires: p.Started.Add(v.ttl)}, nil
 }
 
 // Bound returns the directory user id a chat account was bound to by a sign-in.
@@ -269,16 +261,16 @@ func (v *Verifier) callback(ctx context.Context, state, code, errCode, errDesc s
 	if code == "" {
 		return "", refuse("the sign-in returned no authorization code; the link still works: open it again")
 	}
-	idToken, err := v.redeem(ctx, url.Values{
-		"grant_type":    {"authorization_code"},
-		"code":          {code},
-		"redirect_uri":  {v.redirectURI()},
-		"code_verifier": {p.Verifier},
-	})
+	o, err := v.provider(ctx)
 	if err != nil {
 		return "", err
 	}
-	msg, err := v.finish(ctx, p, idToken, p.Nonce)
+	tok, err := o.oauth.Exchange(oauth2ctx(ctx, v.http), code, oauth2.VerifierOption(p.Verifier))
+	idToken, err := idTokenOf(tok, err)
+	if err != nil {
+		return "", err
+	}
+	msg, err := v.finish(ctx, o, p, idToken, p.Nonce)
 	if err != nil {
 		return "", err
 	}
@@ -289,13 +281,10 @@ func (v *Verifier) callback(ctx context.Context, state, code, errCode, errDesc s
 }
 
 // finish validates the ID token and applies the outcome (MFA verified, or account bound).
-func (v *Verifier) finish(ctx context.Context, p pending, idToken, nonce string) (string, error) {
-	c, err := v.validate(ctx, idToken, nonce, v.clock())
+func (v *Verifier) finish(ctx context.Context, o *provider, p pending, idToken, nonce string) (string, error) {
+	c, err := v.validate(ctx, o, idToken, nonce)
 	if err != nil {
 		return "", refuse("%v", err)
-	}
-	if c.TenantID != "" && !strings.EqualFold(c.TenantID, v.cfg.TenantID) && !strings.Contains(v.cfg.TenantID, ".") {
-		return "", refuse("the sign-in came from another tenant")
 	}
 	switch p.Purpose {
 	case "bind":
@@ -355,40 +344,28 @@ func (v *Verifier) bind(ctx context.Context, p pending, c Claims) (string, error
 	return "Your " + p.Surface + " account (" + p.ChatEmail + ") is now linked to " + who + ". Go back to the chat and try again.", nil
 }
 
-// redeem calls the token endpoint and returns the ID token.
-func (v *Verifier) redeem(ctx context.Context, form url.Values) (string, error) {
-	form.Set("client_id", v.cfg.ClientID)
-	form.Set("scope", "openid profile")
-	if v.cfg.ClientSecret != "" {
-		form.Set("client_secret", v.cfg.ClientSecret)
+// oauth2ctx makes golang.org/x/oauth2 use the verifier's HTTP client (its timeout).
+func oauth2ctx(ctx context.Context, c *http.Client) context.Context {
+	return context.WithValue(ctx, oauth2.HTTPClient, c)
+}
+
+// idTokenOf reads the ID token of a token endpoint answer, and turns the endpoint's errors
+// into ours: an outage (5xx, 429, no answer) is temporary; an OAuth error is a refusal.
+func idTokenOf(tok *oauth2.Token, err error) (string, error) {
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re) && re.Response != nil && (re.Response.StatusCode >= 500 || re.Response.StatusCode == http.StatusTooManyRequests):
+		return "", fmt.Errorf("token endpoint: HTTP %d %s: %w", re.Response.StatusCode, re.ErrorCode, bot.ErrUnavailable)
+	case errors.As(err, &re):
+		return "", &tokenError{Code: firstNonEmpty(re.ErrorCode, "invalid_request"), Description: firstLine(re.ErrorDescription)}
+	case err != nil:
+		return "", fmt.Errorf("token endpoint: %w", errors.Join(bot.ErrUnavailable, err))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.tenantURL("/oauth2/v2.0/token"), strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", err
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return "", &tokenError{Code: "no_id_token", Description: "the token endpoint returned no ID token"}
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := v.http.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("the Microsoft token endpoint did not answer; open the link again to retry: %w", errors.Join(bot.ErrUnavailable, err))
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var tr struct {
-		IDToken     string `json:"id_token"`
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	_ = json.Unmarshal(body, &tr)
-	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-		return "", fmt.Errorf("token endpoint: HTTP %d %s: %w", resp.StatusCode, tr.Error, bot.ErrUnavailable)
-	}
-	if resp.StatusCode != http.StatusOK || tr.IDToken == "" {
-		if tr.Error == "" {
-			tr.Error = fmt.Sprintf("HTTP %d", resp.StatusCode)
-		}
-		return "", &tokenError{Code: tr.Error, Description: firstLine(tr.Description)}
-	}
-	return tr.IDToken, nil
+	return raw, nil
 }
 
 // tokenError is an OAuth error answer of the token endpoint.

@@ -37,6 +37,8 @@ directory:
     - {email: mallory@example.com, id: oid-mallory}
 `
 
+const tenantID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
 type world struct {
 	ctx   context.Context
 	eng   *bot.Engine
@@ -57,13 +59,15 @@ func newWorld(t *testing.T, opts ...func(*entra.Config)) *world {
 	st := storetest.New(t)
 	dir := local.New(pol)
 	eng := bot.New(bot.Config{Policy: pol, Store: st, Directory: dir})
-	idp := entrafake.New("tenant-1", "app-1")
+	idp := entrafake.New(tenantID, "app-1", "contoso.onmicrosoft.com")
 	t.Cleanup(idp.Close)
 	w := &world{ctx: context.Background(), eng: eng, idp: idp, dir: dir, st: st}
 	mux := http.NewServeMux()
 	w.bot = httptest.NewServer(mux)
 	t.Cleanup(w.bot.Close)
-	cfg := entra.Config{LoginURL: idp.URL, TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", PublicURL: w.bot.URL,
+	// The tenant is named by its domain, as AZURE_TENANT_ID often is; discovery gives the
+	// GUID form its tokens are issued under.
+	cfg := entra.Config{LoginURL: idp.URL, TenantID: "contoso.onmicrosoft.com", ClientID: "app-1", ClientSecret: "s3cret", PublicURL: w.bot.URL,
 		AuthContext: "c1", DevicePollInterval: 20 * time.Millisecond}
 	for _, o := range opts {
 		o(&cfg)
@@ -126,9 +130,9 @@ func TestMFA_AuthCodeFlow(t *testing.T) {
 		{"wrong user", entrafake.Person{OID: "oid-bob", UPN: "bob@example.com", ACRS: []string{"c1"}}, false, "you signed in as bob@example.com"},
 		{"wrong nonce", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, WrongNonce: true}, false, "the nonce does not match"},
 		{"expired token", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, Expired: true}, false, "it has expired"},
-		{"another key", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, OtherKey: true}, false, "the sign-in token is not valid: crypto/rsa: verification error"},
+		{"another key", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, OtherKey: true}, false, "the sign-in token is not valid: failed to verify signature"},
 		{"another app", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, WrongAudience: true}, false, "issued for another application"},
-		{"another issuer", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, WrongIssuer: true}, false, "is not this tenant"},
+		{"another issuer", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, WrongIssuer: true}, false, "its issuer is not this tenant"},
 		{"old sign-in", entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}, AuthTime: time.Now().Add(-time.Hour)}, false, "older than the request"},
 	}
 	for _, c := range cases {
@@ -391,5 +395,35 @@ func TestBinding_ObeysMFAWhereThePolicyAsksForIt(t *testing.T) {
 	}
 	if oid, ok, _ := w.v.Bound(w.ctx, "slack", "UBOB"); !ok || oid != "oid-bob" {
 		t.Fatalf("bound to %q %v", oid, ok)
+	}
+}
+
+// The authority must be reached over https (plain http on loopback only), and discovery must
+// name this tenant's issuer at that authority.
+func TestDiscovery_AuthorityAndIssuerAreChecked(t *testing.T) {
+	pol, _ := bot.ParsePolicy("p.yaml", []byte(policy))
+	st := storetest.New(t)
+	eng := bot.New(bot.Config{Policy: pol, Store: st, Directory: local.New(pol)})
+	for _, login := range []string{"http://login.example.com", "ftp://login.example.com"} {
+		if _, err := entra.New(entra.Config{LoginURL: login, TenantID: tenantID, ClientID: "app-1"}, eng, st); err == nil || !strings.Contains(err.Error(), "https") {
+			t.Fatalf("%s: %v", login, err)
+		}
+	}
+	// A tenant id that is not the one discovery names: nothing is trusted.
+	idp := entrafake.New(tenantID, "app-1", "fabrikam.onmicrosoft.com")
+	t.Cleanup(idp.Close)
+	v, err := entra.New(entra.Config{LoginURL: idp.URL, TenantID: "fabrikam.onmicrosoft.com", ClientID: "app-1", PublicURL: "https://pimbot.example.com"}, eng, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.StartBinding(context.Background(), bot.ChatAccount{Surface: "slack", ID: "U1", Email: "bob@example.com"}); err != nil {
+		t.Fatalf("a domain alias of the tenant: %v", err)
+	}
+	other := "00000000-0000-4000-8000-000000000000"
+	idp2 := entrafake.New(tenantID, "app-1", other) // answers under another GUID, names its own
+	t.Cleanup(idp2.Close)
+	v2, _ := entra.New(entra.Config{LoginURL: idp2.URL, TenantID: other, ClientID: "app-1", PublicURL: "https://pimbot.example.com"}, eng, st)
+	if _, err := v2.StartBinding(context.Background(), bot.ChatAccount{Surface: "slack", ID: "U1", Email: "bob@example.com"}); err == nil || !strings.Contains(err.Error(), "not tenant") {
+		t.Fatalf("an issuer of another tenant: %v", err)
 	}
 }

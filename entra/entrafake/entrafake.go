@@ -102,18 +102,47 @@ func askedFor(claims, maxAge string) asked {
 }
 
 // New starts a fake authority for tenant and client id.
-func New(tenant, clientID string) *Server {
+//
+// tenant is the tenant's id (a GUID); domains are names the tenant also answers to (e.g.
+// contoso.onmicrosoft.com). As Entra does, the discovery document at
+// /<tenant or domain>/v2.0/.well-known/openid-configuration names the GUID form in its
+// issuer and endpoints, whichever name was used to find it.
+func New(tenant, clientID string, domains ...string) *Server {
 	s := &Server{Tenant: tenant, ClientID: clientID, codes: map[string]grant{}, devices: map[string]*device{}}
 	s.key, _ = rsa.GenerateKey(rand.Reader, 2048)
 	s.other, _ = rsa.GenerateKey(rand.Reader, 2048)
 	mux := http.NewServeMux()
-	p := "/" + tenant
-	mux.HandleFunc("GET "+p+"/oauth2/v2.0/authorize", s.authorize)
-	mux.HandleFunc("POST "+p+"/oauth2/v2.0/token", s.token)
-	mux.HandleFunc("POST "+p+"/oauth2/v2.0/devicecode", s.deviceCode)
-	mux.HandleFunc("GET "+p+"/discovery/v2.0/keys", s.keys)
+	for _, name := range append([]string{tenant}, domains...) {
+		p := "/" + name
+		mux.HandleFunc("GET "+p+"/v2.0/.well-known/openid-configuration", s.discovery)
+		mux.HandleFunc("GET "+p+"/oauth2/v2.0/authorize", s.authorize)
+		mux.HandleFunc("POST "+p+"/oauth2/v2.0/token", s.token)
+		mux.HandleFunc("POST "+p+"/oauth2/v2.0/devicecode", s.deviceCode)
+		mux.HandleFunc("GET "+p+"/discovery/v2.0/keys", s.keys)
+	}
 	s.Server = httptest.NewServer(mux)
 	return s
+}
+
+// Issuer is the iss of the tenant's tokens: the authority, the tenant's GUID, /v2.0.
+func (s *Server) Issuer() string { return s.URL + "/" + s.Tenant + "/v2.0" }
+
+// discovery answers the OpenID configuration, shaped like Entra's (the fields pimbot uses).
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
+	base := s.URL + "/" + s.Tenant
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{
+		"issuer":                                s.Issuer(),
+		"authorization_endpoint":                base + "/oauth2/v2.0/authorize",
+		"token_endpoint":                        base + "/oauth2/v2.0/token",
+		"device_authorization_endpoint":         base + "/oauth2/v2.0/devicecode",
+		"jwks_uri":                              base + "/discovery/v2.0/keys",
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"response_modes_supported":              []string{"query", "fragment", "form_post"},
+		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
+		"claims_supported":                      []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"},
+		"tenant_region_scope":                   "EU",
+	})
 }
 
 // SignIn sets who signs in next.
@@ -241,7 +270,7 @@ func (s *Server) idToken(p Person, nonce string, want asked) (string, error) {
 		auth = now
 	}
 	claims := jwt.MapClaims{
-		"iss": s.URL + "/" + s.Tenant + "/v2.0", "aud": s.ClientID, "tid": s.Tenant, "oid": p.OID,
+		"iss": s.Issuer(), "aud": s.ClientID, "tid": s.Tenant, "oid": p.OID,
 		"preferred_username": p.UPN, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 		"nonce": nonce,
 	}
