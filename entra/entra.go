@@ -82,7 +82,6 @@ func New(cfg Config, eng *bot.Engine, kv bot.KV) (*Verifier, error) {
 	return v, nil
 }
 
-
 func (v *Verifier) redirectURI() string {
 	return strings.TrimRight(v.cfg.PublicURL, "/") + CallbackPath
 }
