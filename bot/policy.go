@@ -53,10 +53,14 @@ type Settings struct {
 	Retention         time.Duration // how long finished requests are kept
 	StartTolerance    time.Duration // how far in the past a start time may be
 	RequestsPerMinute int           // per user; 0 = unlimited
-	MaxPending        int           // open (pending or scheduled) requests per user; 0 = unlimited
+	MaxPending        int           // requests waiting (MFA, approval, start) per user; 0 = unlimited
 	Timezone          *time.Location
 	MFATimeout        time.Duration // how long a requester has to complete step-up MFA
 	IdentityBinding   string        // email (chat profile e-mail) or entra_signin (a one-time sign-in)
+	// BindingExceptions maps a chat profile e-mail (lower case) to the directory mail or UPN of
+	// its owner, for the people whose chat address is not their directory one
+	// (identity_binding_exceptions). Every other binding needs the two to be equal.
+	BindingExceptions map[string]string
 	// AuditChannel is, per surface (slack, teams), a channel that receives a one-line summary
 	// of each audit-worthy event; none when unset.
 	AuditChannel map[string]string
@@ -423,7 +427,7 @@ func ParsePolicy(name string, data []byte) (*Policy, error) {
 }
 
 func (p *parser) settings(n *yaml.Node, s *Settings) error {
-	f, err := p.fields(n, "settings", "retention", "start_tolerance", "requests_per_minute", "max_pending", "timezone", "mfa_timeout", "identity_binding", "audit_channel")
+	f, err := p.fields(n, "settings", "retention", "start_tolerance", "requests_per_minute", "max_pending", "timezone", "mfa_timeout", "identity_binding", "identity_binding_exceptions", "audit_channel")
 	if err != nil {
 		return err
 	}
@@ -452,6 +456,22 @@ func (p *parser) settings(n *yaml.Node, s *Settings) error {
 					err = p.errf(v, field, "%q is not allowed; use email or entra_signin", b)
 				}
 				s.IdentityBinding = b
+			}
+		case "identity_binding_exceptions":
+			if v.Kind != yaml.MappingNode {
+				return p.errf(v, field, "must map chat e-mail addresses to directory addresses, e.g. {alice.smith@chat.example: alice@contoso.com}")
+			}
+			s.BindingExceptions = map[string]string{}
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				kn, vn := v.Content[j], v.Content[j+1]
+				var to string
+				if to, err = p.str(vn, join(field, kn.Value)); err != nil {
+					return err
+				}
+				if !strings.Contains(kn.Value, "@") || !strings.Contains(to, "@") {
+					return p.errf(kn, join(field, kn.Value), "both sides must be e-mail addresses (chat profile e-mail: directory mail or UPN)")
+				}
+				s.BindingExceptions[strings.ToLower(strings.TrimSpace(kn.Value))] = strings.ToLower(strings.TrimSpace(to))
 			}
 		case "audit_channel":
 			var cf map[string]*yaml.Node
@@ -666,4 +686,18 @@ func SortedAccess(xs []Access) []Access {
 func IsPolicyError(err error) bool {
 	var pe *PolicyError
 	return errors.As(err, &pe)
+}
+
+// Owns reports whether the directory user u owns the chat account whose profile e-mail (as the
+// chat platform vouches for it) is chatEmail: it is their mail or UPN, or the operator listed
+// the pair in identity_binding_exceptions.
+func (s Settings) Owns(chatEmail string, u User) bool {
+	e := strings.ToLower(strings.TrimSpace(chatEmail))
+	if e == "" {
+		return false
+	}
+	if to, ok := s.BindingExceptions[e]; ok {
+		e = to
+	}
+	return strings.EqualFold(e, u.Email) || strings.EqualFold(e, u.UPN)
 }

@@ -327,7 +327,7 @@ func (v *Verifier) bind(ctx context.Context, p pending, c Claims) (string, error
 	if v.bindNeedsMFA() && !slices.Contains(c.ACRS, v.cfg.AuthContext) {
 		return "", refuse("the sign-in did not satisfy the authentication context %s (MFA) that this bot requires for linking accounts; nothing was linked, and the link still works", v.cfg.AuthContext)
 	}
-	if p.ChatEmail == "" || !(strings.EqualFold(p.ChatEmail, u.Email) || strings.EqualFold(p.ChatEmail, u.UPN)) {
+	if !v.eng.Policy().Settings.Owns(p.ChatEmail, u) {
 		detail := fmt.Sprintf("the %s account %s (%s) asked to be linked, but %s signed in; nothing was linked", p.Surface, p.ChatUser, p.ChatEmail, u.Handle())
 		if err := v.eng.RecordBinding(ctx, bot.EvBindRefused, chat, u, detail); err != nil {
 			v.log.Warn("record a refused binding", "err", err)

@@ -153,7 +153,7 @@ func (s *Surface) identifyBound(ctx context.Context, slackID, email string) (bot
 	if err != nil {
 		return bot.User{}, fmt.Errorf("resolve %s: %w", id, errors.Join(bot.ErrUnavailable, err))
 	}
-	if !strings.EqualFold(email, u.Email) && !strings.EqualFold(email, u.UPN) {
+	if !s.eng.Policy().Settings.Owns(email, u) {
 		// A binding is only as good as the account's owner: one made by someone else (or
 		// before the profile changed hands) does not count.
 		return bot.User{}, refuse(fmt.Sprintf("Your Slack account (%s) is linked to %s, whose address is not yours, so pimbot will not act on it. Ask your administrators to check the account.", email, u.Handle()))
