@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -20,6 +21,41 @@ type MFAVerifier interface {
 	// none is configured, and no sign-in can prove MFA (Entra's v2.0 ID tokens carry no amr).
 	AuthContext() string
 }
+
+// DevicePoller is implemented by a verifier whose device-code sign-ins are polled by the job
+// queue (JobMFAPoll), so that a sign-in in progress survives a restart and any replica can
+// finish it. PollDevice asks once; again > 0 asks for another poll after that long, 0 says
+// the sign-in is over (verified, refused or expired: the verifier has applied it).
+type DevicePoller interface {
+	PollDevice(ctx context.Context, r *Request) (again time.Duration, err error)
+}
+
+// ScheduleMFAPoll (for the verifier) puts a poll of the request's device sign-in in the queue.
+func (e *Engine) ScheduleMFAPoll(ctx context.Context, requestID string, at time.Time) error {
+	return e.store.Commit(ctx, &Tx{Schedule: []Job{{ID: JobID(JobMFAPoll, requestID), Kind: JobMFAPoll, RequestID: requestID, Due: at}}})
+}
+
+// runMFAPoll polls a device sign-in while its request still waits for MFA.
+func (e *Engine) runMFAPoll(ctx context.Context, c Claimed) (bool, error) {
+	r := c.Request
+	p, ok := e.mfa.(DevicePoller)
+	if r == nil || r.State != StateVerifying || !ok {
+		return true, nil
+	}
+	if err := e.mayAct(c); err != nil {
+		return false, err
+	}
+	again, err := p.PollDevice(ctx, r)
+	if again <= 0 {
+		return true, err
+	}
+	if rerr := e.retryAt(ctx, c, e.clock.Now().Add(again), errDevicePending); !errors.Is(rerr, errDevicePending) || err != nil {
+		return false, errors.Join(err, rerr)
+	}
+	return false, nil
+}
+
+var errDevicePending = errors.New("device sign-in pending")
 
 // ClockSkew is the one allowance for clocks that differ, between pimbot and Entra and
 // between replicas: on a token's times and on when a sign-in happened.

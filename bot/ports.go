@@ -20,6 +20,7 @@ const (
 	JobTimeout  = "timeout"  // a pending request that nobody decided
 	JobRemind   = "remind"   // tell the requester the end is near
 	JobNotify   = "notify"   // deliver one event to one surface
+	JobMFAPoll  = "mfa_poll" // ask Entra whether a device-code sign-in is done
 )
 
 // Job is one unit of durable, scheduled work.

@@ -2,6 +2,7 @@ package entra
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -10,14 +11,28 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// startDevice begins the device-code flow (no public callback URL needed): the person opens
-// the verification page anywhere, enters the code and signs in; the bot polls the token
-// endpoint until the sign-in is done or expires.
+// The device-code flow (no public callback URL needed): the person opens the verification
+// page anywhere, enters the code and signs in, while the job queue polls the token endpoint
+// (bot.JobMFAPoll). The sign-in in progress is kept in the KV, so it survives a restart and
+// any replica can finish it.
 //
 // The device-code grant is a public-client flow in Entra (the app registration must "allow
 // public client flows"): no client secret is sent with it, at the device authorization
 // endpoint or the token endpoint (RFC 8628 §3.1 lets a public client identify itself by
 // client_id alone).
+
+var _ bot.DevicePoller = (*Verifier)(nil)
+
+// deviceState is a device sign-in in progress, under "oidc:device:<request id>".
+type deviceState struct {
+	Pending    pending   `json:"pending"`
+	DeviceCode string    `json:"device_code"`
+	Expiry     time.Time `json:"expiry"`
+	Interval   int64     `json:"interval"` // seconds between polls, as the server asked
+}
+
+func deviceKey(requestID string) string { return "oidc:device:" + requestID }
+
 func (v *Verifier) startDevice(ctx context.Context, p pending, mfa bool) (bot.Challenge, error) {
 	o, err := v.provider(ctx)
 	if err != nil {
@@ -41,12 +56,25 @@ func (v *Verifier) startDevice(ctx context.Context, p pending, mfa bool) (bot.Ch
 	if da.Expiry.IsZero() || expires <= 0 || expires > v.ttl {
 		expires = v.ttl
 	}
-	da.Expiry = time.Now().Add(expires)
+	st := deviceState{Pending: p, DeviceCode: da.DeviceCode, Expiry: time.Now().Add(expires), Interval: max(da.Interval, 1)}
 	if v.cfg.DevicePollInterval > 0 {
-		da.Interval = int64(max(v.cfg.DevicePollInterval/time.Second, 1)) // oauth2 polls in whole seconds
+		st.Interval = 1 // the shortest oauth2 can wait
 	}
-	go v.pollDevice(o, public, p, da)
+	data, _ := json.Marshal(st)
+	if err := v.kv.SetValue(ctx, deviceKey(p.RequestID), string(data), expires+time.Minute); err != nil {
+		return bot.Challenge{}, fmt.Errorf("remember the device sign-in: %w", errors.Join(bot.ErrUnavailable, err))
+	}
+	if err := v.eng.ScheduleMFAPoll(ctx, p.RequestID, v.clock().Add(v.pollEvery(st))); err != nil {
+		return bot.Challenge{}, fmt.Errorf("schedule the device sign-in poll: %w", errors.Join(bot.ErrUnavailable, err))
+	}
 	return bot.Challenge{URL: da.VerificationURI, UserCode: da.UserCode, Expires: v.clock().Add(expires)}, nil
+}
+
+func (v *Verifier) pollEvery(st deviceState) time.Duration {
+	if v.cfg.DevicePollInterval > 0 {
+		return v.cfg.DevicePollInterval
+	}
+	return time.Duration(st.Interval) * time.Second
 }
 
 func (v *Verifier) deviceDone(id string, err error) {
@@ -55,26 +83,55 @@ func (v *Verifier) deviceDone(id string, err error) {
 	}
 }
 
-// pollDevice waits for the device sign-in (oauth2 polls at the server's interval, slowing
-// down when told to) and applies its outcome.
-func (v *Verifier) pollDevice(o *provider, public oauth2.Config, p pending, da *oauth2.DeviceAuthResponse) {
-	ctx, cancel := context.WithDeadline(context.Background(), da.Expiry)
+// PollDevice asks the token endpoint once whether the request's device sign-in is done, and
+// applies the outcome when it is (bot.DevicePoller).
+func (v *Verifier) PollDevice(ctx context.Context, r *bot.Request) (time.Duration, error) {
+	raw, ok, err := v.kv.GetValue(ctx, deviceKey(r.ID))
+	if err != nil {
+		return 5 * time.Second, errors.Join(bot.ErrUnavailable, err)
+	}
+	if !ok {
+		return 0, nil // none in progress (finished, or never started here)
+	}
+	var st deviceState
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		_ = v.kv.DeleteValue(ctx, deviceKey(r.ID))
+		return 0, fmt.Errorf("decode the device sign-in of %s: %w", r.ID, err)
+	}
+	end := func(err error) (time.Duration, error) {
+		_ = v.kv.DeleteValue(context.WithoutCancel(ctx), deviceKey(r.ID))
+		v.deviceDone(r.ID, err)
+		return 0, err
+	}
+	if time.Now().After(st.Expiry) {
+		v.log.Info("device sign-in expired", "request_id", r.ID)
+		return end(context.DeadlineExceeded)
+	}
+	o, err := v.provider(ctx)
+	if err != nil {
+		return v.pollEvery(st), err
+	}
+	public := o.oauth
+	public.ClientSecret = ""
+	// One poll: oauth2 waits one interval (1 s) and asks; a sign-in still pending runs into
+	// this deadline, and the queue asks again after the server's interval.
+	pctx, cancel := context.WithTimeout(oauth2ctx(ctx, v.http), 1500*time.Millisecond)
 	defer cancel()
-	tok, err := public.DeviceAccessToken(oauth2ctx(ctx, v.http), da)
+	tok, err := public.DeviceAccessToken(pctx, &oauth2.DeviceAuthResponse{DeviceCode: st.DeviceCode, Interval: 1, Expiry: st.Expiry})
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return v.pollEvery(st), nil // still pending
+	}
 	idToken, err := idTokenOf(tok, err)
-	if err != nil {
-		if ctx.Err() != nil {
-			v.log.Info("device sign-in expired", "request_id", p.RequestID)
-			v.deviceDone(p.RequestID, ctx.Err())
-			return
-		}
-		v.log.Warn("device sign-in failed", "request_id", p.RequestID, "err", err)
-		v.deviceDone(p.RequestID, err)
-		return
+	if errors.Is(err, bot.ErrUnavailable) {
+		return v.pollEvery(st), err // Microsoft did not answer: ask again
 	}
-	_, err = v.finish(ctx, o, p, idToken, "")
 	if err != nil {
-		v.log.Warn("device sign-in refused", "request_id", p.RequestID, "err", err)
+		v.log.Warn("device sign-in failed", "request_id", r.ID, "err", err)
+		return end(err)
 	}
-	v.deviceDone(p.RequestID, err)
+	if _, err := v.finish(ctx, o, st.Pending, idToken, ""); err != nil {
+		v.log.Warn("device sign-in refused", "request_id", r.ID, "err", err)
+		return end(err)
+	}
+	return end(nil)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pimbot/pimbot/entra"
 	"github.com/pimbot/pimbot/entra/entrafake"
 	"github.com/pimbot/pimbot/graphclient/local"
+	"github.com/pimbot/pimbot/store"
 	"github.com/pimbot/pimbot/store/storetest"
 )
 
@@ -46,7 +47,7 @@ type world struct {
 	v     *entra.Verifier
 	bot   *httptest.Server
 	dir   *local.Directory
-	st    bot.Store
+	st    *store.Redis
 	alice bot.Actor
 }
 
@@ -93,6 +94,21 @@ func (w *world) submit(t *testing.T, group string) *bot.Request {
 		t.Fatalf("state %s, want verifying", r.State)
 	}
 	return r
+}
+
+// pump runs the engine's due jobs (the device sign-in's polls among them) until cond holds.
+func (w *world) pump(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		if _, err := w.eng.RunDue(w.ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // follow opens the verification link as a browser would and returns the final page.
@@ -220,13 +236,7 @@ func TestMFA_DeviceCodeFlow(t *testing.T) {
 	}
 	w.idp.SignIn(entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}})
 	w.idp.ApproveDevice()
-	deadline := time.Now().Add(5 * time.Second)
-	for w.state(t, r.ID) == bot.StateVerifying {
-		if time.Now().After(deadline) {
-			t.Fatal("the device sign-in never completed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	w.pump(t, "the device sign-in to complete", func() bool { return w.state(t, r.ID) != bot.StateVerifying })
 	if got := w.state(t, r.ID); got != bot.StateScheduled {
 		t.Fatalf("state %s, want scheduled (sandbox needs no approval)", got)
 	}
@@ -241,6 +251,7 @@ func TestMFA_DeviceCodeWithoutMFAIsRefused(t *testing.T) {
 	}
 	w.idp.SignIn(entrafake.Person{OID: "oid-alice", AMR: []string{"pwd"}})
 	w.idp.ApproveDevice()
+	w.pump(t, "the device sign-in to end", func() bool { return len(done) > 0 })
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "did not satisfy the authentication context c1") {
@@ -425,5 +436,42 @@ func TestDiscovery_AuthorityAndIssuerAreChecked(t *testing.T) {
 	v2, _ := entra.New(entra.Config{LoginURL: idp2.URL, TenantID: other, ClientID: "app-1", PublicURL: "https://pimbot.example.com"}, eng, st)
 	if _, err := v2.StartBinding(context.Background(), bot.ChatAccount{Surface: "slack", ID: "U1", Email: "bob@example.com"}); err == nil || !strings.Contains(err.Error(), "not tenant") {
 		t.Fatalf("an issuer of another tenant: %v", err)
+	}
+}
+
+// A device sign-in in progress survives a restart: its state is in Redis and its polls are
+// jobs, so a new process (or any replica) finishes it.
+func TestMFA_DeviceSignInSurvivesARestart(t *testing.T) {
+	w := newWorld(t)
+	r := w.submit(t, "sandbox")
+	if _, err := w.eng.StartMFA(w.ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	// The process that started it is gone; another starts on the same Redis.
+	finished := make(chan error, 1)
+	pol, _ := bot.ParsePolicy("p.yaml", []byte(policy))
+	eng2 := bot.New(bot.Config{Policy: pol, Store: w.st, Directory: w.dir})
+	v2, err := entra.New(entra.Config{LoginURL: w.idp.URL, TenantID: "contoso.onmicrosoft.com", ClientID: "app-1", ClientSecret: "s3cret",
+		PublicURL: w.bot.URL, AuthContext: "c1", DevicePollInterval: 20 * time.Millisecond,
+		OnDeviceDone: func(_ string, err error) { finished <- err }}, eng2, w.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng2.SetMFA(v2)
+	w.idp.SignIn(entrafake.Person{OID: "oid-alice", ACRS: []string{"c1"}})
+	w.idp.ApproveDevice()
+	w2 := *w
+	w2.eng = eng2
+	w2.pump(t, "the new process to finish the device sign-in", func() bool { return w2.state(t, r.ID) != bot.StateVerifying })
+	if got := w2.state(t, r.ID); got != bot.StateScheduled {
+		t.Fatalf("state %s", got)
+	}
+	select {
+	case err := <-finished:
+		if err != nil {
+			t.Fatalf("the new process's poll ended with %v", err)
+		}
+	default:
+		t.Fatal("the sign-in was not finished by the new process")
 	}
 }
