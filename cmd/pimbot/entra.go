@@ -59,6 +59,15 @@ func checkMFA(ctx context.Context, a *app, r *checkReport) {
 	default:
 		r.ok("mfa: authentication context mode: a sign-in proves MFA when Entra names the context %s in acrs (Conditional Access must require MFA for it); groups %s", ac, strings.Join(groups, ", "))
 	}
+	var device []string
+	for _, g := range a.pol.Groups {
+		if g.RequireMFA && g.MFAFlow == "device_code" {
+			device = append(device, g.Name)
+		}
+	}
+	if len(device) > 0 {
+		r.ok("mfa: %s use the device-code flow, a public-client flow: the app registration must allow public client flows (no secret is sent with it)", strings.Join(device, ", "))
+	}
 }
 
 // setupAuth serves GET /auth/callback (step-up MFA, sign-in binding) when Entra is configured.

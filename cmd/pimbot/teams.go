@@ -84,6 +84,16 @@ func checkTeams(ctx context.Context, a *app, r *checkReport) {
 	} else {
 		r.ok("teams: app %s gets a connector token from %s", st.AppID, st.TokenURL)
 	}
+	if st.TenantID == "" {
+		r.fail("teams: MICROSOFT_APP_TENANT_ID is not set: activities are not pinned to your tenant")
+	} else {
+		r.ok("teams: only Teams activities (channelId msteams) of tenant %s are acted on", st.TenantID)
+	}
+	if st.ServiceURL != "" {
+		r.ok("teams: posts into a channel not heard from yet go to %s (MICROSOFT_APP_SERVICE_URL)", st.ServiceURL)
+	} else {
+		r.ok("teams: MICROSOFT_APP_SERVICE_URL is not set: a channel not heard from yet is reached through the service URL of the last activity seen, and not at all before one (set it for GCC, GCC High or DoD)")
+	}
 	for _, g := range a.pol.Groups {
 		ch := g.ApprovalChannel["teams"]
 		if ch == "" {
