@@ -81,6 +81,8 @@ func pastTense(action string) string {
 		return "deactivated"
 	case "extend":
 		return "extended"
+	case "verify":
+		return "verified"
 	}
 	return action + "ed"
 }

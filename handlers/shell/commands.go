@@ -37,9 +37,12 @@ func (s *Shell) submit(ctx context.Context, in bot.SubmitInput) error {
 		return err
 	}
 	s.last = r.ID
-	if r.State == bot.StatePending {
+	switch r.State {
+	case bot.StateVerifying:
+		s.printf("Request %s submitted: %s %s; first, verify with Microsoft (MFA).\n", r.ID, r.What(), r.When(s.eng.Now(), s.loc))
+	case bot.StatePending:
 		s.printf("Request %s submitted: %s %s, waiting for approval.\n", r.ID, r.What(), r.When(s.eng.Now(), s.loc))
-	} else {
+	default:
 		s.printf("Request %s submitted: %s %s; no approval needed.\n", r.ID, r.What(), r.When(s.eng.Now(), s.loc))
 	}
 	return nil
@@ -207,6 +210,8 @@ func (s *Shell) line(r *bot.Request) string {
 		l += " " + w
 	}
 	switch r.State {
+	case bot.StateVerifying:
+		l += "  verify " + r.ID + " | cancel " + r.ID
 	case bot.StatePending:
 		l += fmt.Sprintf(" (%d of %d approvals)  cancel %s", len(r.Approvals), r.ApprovalsRequired, r.ID)
 	case bot.StateScheduled:
@@ -223,6 +228,28 @@ func (s *Shell) line(r *bot.Request) string {
 		}
 	}
 	return l
+}
+
+// verify asks the engine for a fresh sign-in for the person's own request waiting for MFA
+// (after a refused sign-in, or a device code that failed or ran out), and prints it as the
+// requester is told it when the request is made.
+func (s *Shell) verify(ctx context.Context, rest string) {
+	if rest == "" {
+		s.printf("Usage: verify <id>\n")
+		return
+	}
+	r, ch, err := s.eng.VerifyAgain(ctx, s.actor(), firstWord(rest))
+	if err != nil {
+		s.printf("%s\n", bot.Describe(err))
+		return
+	}
+	s.last = r.ID
+	s.tell(s.short(r.Requester), "%s", challengeText(r, ch, s.eng.Now()))
+}
+
+func firstWord(s string) string {
+	w, _, _ := strings.Cut(strings.TrimSpace(s), " ")
+	return w
 }
 
 func (s *Shell) groups(ctx context.Context) {

@@ -30,14 +30,10 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 	case bot.EvMFARequired:
 		ch, err := s.eng.StartMFA(ctx, r)
 		if err != nil {
-			toReq("request %s needs MFA verification first, but it cannot start: %s", r.ID, bot.Describe(err))
+			toReq("request %s needs MFA verification first, but it cannot start: %s (to try again: verify %s)", r.ID, bot.Describe(err), r.ID)
 			return nil
 		}
-		if ch.UserCode != "" {
-			toReq("request %s: %s needs MFA. Open %s and enter the code %s within %s.", r.ID, r.Group, ch.URL, ch.UserCode, bot.FormatDuration(ch.Expires.Sub(now).Round(time.Minute)))
-		} else {
-			toReq("request %s: %s needs MFA. Verify with Microsoft: %s", r.ID, r.Group, ch.URL)
-		}
+		toReq("%s", challengeText(r, ch, now))
 	case bot.EvSubmitted:
 		if r.State == bot.StatePending {
 			line := fmt.Sprintf("%s asks for %s %s.", who, r.What(), r.When(now, s.loc))
@@ -105,6 +101,18 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 		s.tell("operators", "ALERT: %s", printable(ev.Detail))
 	}
 	return nil
+}
+
+// challengeText tells the requester how to verify: the link, or the page and the code, and
+// how to get a fresh one.
+func challengeText(r *bot.Request, ch bot.Challenge, now time.Time) string {
+	var text string
+	if ch.UserCode != "" {
+		text = fmt.Sprintf("request %s: %s needs MFA. Open %s and enter the code %s within %s.", r.ID, r.Group, printable(ch.URL), printable(ch.UserCode), bot.FormatDuration(ch.Expires.Sub(now).Round(time.Minute)))
+	} else {
+		text = fmt.Sprintf("request %s: %s needs MFA. Verify with Microsoft: %s", r.ID, r.Group, printable(ch.URL))
+	}
+	return text + "  (if the sign-in fails or runs out: verify " + r.ID + ")"
 }
 
 // printable drops control characters (terminal escapes) from text the directory returned.

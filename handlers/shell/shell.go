@@ -168,6 +168,7 @@ const help = `Commands (the same words as in Slack and Teams):
   approve <id>                    approve a request (approvers)
   deny <id> [<reason>]            deny a request (approvers)
   cancel <id>                     withdraw your pending or scheduled request
+  verify <id>                     a fresh MFA sign-in link (or code) for your request waiting for MFA
   deactivate <id>                 end an active grant now
   extend <id> [for <duration>] [<reason>]   ask for more time on an active grant
   members <group>                 who holds the group now, as the directory says
@@ -224,6 +225,8 @@ func (s *Shell) handle(ctx context.Context, line string) bool {
 		}
 		r, err := s.eng.Cancel(ctx, s.actor(), rest)
 		s.result(r, err, "canceled")
+	case "verify":
+		s.verify(ctx, rest)
 	case "deactivate":
 		if rest == "" {
 			s.printf("Usage: deactivate <id>\n")

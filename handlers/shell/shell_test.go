@@ -33,7 +33,8 @@ type term struct {
 	dir  *local.Directory
 }
 
-func start(t *testing.T, policy []byte) *term {
+// start runs a shell on the policy; setup runs on the engine before the shell starts.
+func start(t *testing.T, policy []byte, setup ...func(*bot.Engine)) *term {
 	t.Helper()
 	pol, err := bot.ParsePolicy("policy.yaml", policy)
 	if err != nil {
@@ -41,6 +42,9 @@ func start(t *testing.T, policy []byte) *term {
 	}
 	dir := local.New(pol)
 	eng := bot.New(bot.Config{Policy: pol, Store: storetest.New(t), Directory: dir})
+	for _, f := range setup {
+		f(eng)
+	}
 	pr, pw := io.Pipe()
 	out := &syncBuf{}
 	sh := shell.New(eng, pr, out, shell.Options{Tick: 50 * time.Millisecond})

@@ -38,6 +38,15 @@ func (s *Surface) command(ctx context.Context, cmd slack.SlashCommand) any {
 		}
 		return nil
 	}
+	if id, ok := verifyArg(text); ok {
+		if id == "" {
+			return ephemeralText(verifyUsage)
+		}
+		if !s.later("verify again", func(ctx context.Context) { s.verifyAgain(ctx, o, o, id) }) {
+			return ephemeralText(busyText)
+		}
+		return nil
+	}
 	q, err := bot.ParseQuick(text, s.now(), s.loc())
 	if err != nil {
 		return ephemeralText(":warning: " + say(err) + "\nUsage: `/activate " + esc(bot.QuickUsage) + "` — or `/activate` alone for the form.")

@@ -54,6 +54,17 @@ func (s *Surface) message(e *slackevents.MessageEvent) {
 			rest, ok = cutPrefixFold(text, "/activate ")
 		}
 		if !ok {
+			rest = text // "verify <id>" needs no "activate" in the DM
+		}
+		if id, verify := verifyArg(rest); verify {
+			if id == "" {
+				f = func(ctx context.Context) { s.tellText(ctx, o, verifyUsage) }
+			} else {
+				f = func(ctx context.Context) { s.verifyAgain(ctx, o, o, id) }
+			}
+			break
+		}
+		if !ok {
 			f = func(ctx context.Context) { s.tellText(ctx, o, hintText) }
 			break
 		}

@@ -57,6 +57,8 @@ func (s *Surface) blockActions(ctx context.Context, cb slack.InteractionCallback
 			name, f = "deactivate", func(ctx context.Context) { s.act(ctx, o, id, s.eng.Deactivate) }
 		case actExtend:
 			name, f = "extend form", func(ctx context.Context) { s.openExtend(ctx, o, cb.TriggerID, id) }
+		case actVerifyAgain:
+			name, f = "verify again", func(ctx context.Context) { s.verifyAgain(ctx, o, dmOf(o.UserID), id) }
 		case actGroup:
 			view, group := cb.View, a.SelectedOption.Value
 			name, f = "form group", func(ctx context.Context) { s.regroup(ctx, cb.User.ID, view, group) }

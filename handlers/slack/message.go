@@ -292,10 +292,12 @@ func requesterMessage(ev bot.Event, g *bot.Group, now time.Time, loc *time.Locat
 // problem is set when the verification could not start.
 func mfaMessage(r *bot.Request, ch bot.Challenge, problem string, now time.Time) msg {
 	id := "`" + r.ID + "`"
+	again := button(actVerifyAgain, r.ID, "Verify again", "")
+	cancel := button(actCancel, r.ID, "Cancel request", "")
 	if problem != "" {
 		text := fmt.Sprintf(":warning: Request %s needs MFA first, but the verification cannot start: %s", id, esc(problem))
 		return msg{Text: stripMarks(text), Blocks: []slack.Block{section(text),
-			slack.NewActionBlock("request:"+r.ID, button(actCancel, r.ID, "Cancel request", ""))}}
+			slack.NewActionBlock("request:"+r.ID, again, cancel)}}
 	}
 	within := ""
 	if !ch.Expires.IsZero() && ch.Expires.After(now) {
@@ -312,8 +314,9 @@ func mfaMessage(r *bot.Request, ch bot.Challenge, problem string, now time.Time)
 	if strings.HasPrefix(ch.URL, "https://") && len(ch.URL) <= 3000 {
 		buttons = append(buttons, button("verify", r.ID, "Verify with Microsoft", slack.StylePrimary).WithURL(ch.URL))
 	}
-	buttons = append(buttons, button(actCancel, r.ID, "Cancel request", ""))
-	return msg{Text: stripMarks(text), Blocks: []slack.Block{section(text), slack.NewActionBlock("request:"+r.ID, buttons...)}}
+	buttons = append(buttons, again, cancel)
+	return msg{Text: stripMarks(text), Blocks: []slack.Block{section(text), slack.NewActionBlock("request:"+r.ID, buttons...),
+		contextLine("If the sign-in fails or the code runs out, press *Verify again* for a fresh one.")}}
 }
 
 // alertMessage tells approvers that something needs a person (a removal keeps failing,
@@ -365,7 +368,9 @@ func statusBlocks(rs []*bot.Request, now time.Time, loc *time.Location) []slack.
 		switch {
 		case r.State == bot.StateActive && r.Kind == bot.KindActivate && r.EndReason == "":
 			bs = []slack.BlockElement{button(actExtend, r.ID, "Extend", slack.StylePrimary), button(actDeactivate, r.ID, "Deactivate now", slack.StyleDanger)}
-		case r.State == bot.StateVerifying || r.State == bot.StatePending || r.State == bot.StateScheduled:
+		case r.State == bot.StateVerifying:
+			bs = []slack.BlockElement{button(actVerifyAgain, r.ID, "Verify again", slack.StylePrimary), button(actCancel, r.ID, "Cancel request", "")}
+		case r.State == bot.StatePending || r.State == bot.StateScheduled:
 			bs = []slack.BlockElement{button(actCancel, r.ID, "Cancel request", "")}
 		}
 		if len(bs) > 0 {
@@ -408,6 +413,7 @@ const helpText = "*pimbot* gives you just-in-time access to Entra ID groups.\n" 
 	"• `/activate` opens the form: group, member or owner, reason, start and duration.\n" +
 	"• `/activate <group> [member|owner] [for <duration>] [at <time>] [ticket <id>] [<reason...>]` asks at once, e.g. `/activate prod-db-admins for 2h fixing the outage`.\n" +
 	"• `/activate status` (or `status` here) lists your requests and active grants, with buttons to cancel, extend or deactivate.\n" +
+	"• `/activate verify <id>` gives a fresh Microsoft sign-in (link or code) for your request waiting for MFA, after a sign-in failed or ran out.\n" +
 	"• The Home tab lists the groups you may activate.\n" +
 	"Approvers get a message with *Approve* and *Deny*; you get a direct message at each step."
 

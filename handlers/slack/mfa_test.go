@@ -28,6 +28,8 @@ func (v *verifier) StartMFA(ctx context.Context, r *bot.Request) (bot.Challenge,
 
 func (v *verifier) AuthContext() string { return "c1" }
 
+func (v *verifier) started() int { v.mu.Lock(); defer v.mu.Unlock(); return v.starts }
+
 func (v *verifier) Bound(ctx context.Context, surface, chatUser string) (string, bool, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -173,4 +175,59 @@ func TestBinding_RefusalToldToBothAccounts(t *testing.T) {
 	}
 	e.waitDM("USTRANGER", "Someone else (bob@example.com)", "nothing was linked")
 	e.waitDM("UBOB", "another slack account (stranger@elsewhere.example)", "nothing was linked")
+}
+
+// A sign-in that failed or ran out is not a dead end: "Verify again" in the MFA DM, or
+// /activate verify <id>, gives the requester a fresh MFA message; anyone else is refused
+// and nothing changes.
+func TestMFA_VerifyAgain(t *testing.T) {
+	e := newEnvPolicy(t, policyWith(mfaGroup, ""))
+	v := &verifier{bound: map[string]string{}}
+	e.eng.SetMFA(v)
+	e.command("UALICE", "secure for 1h rotating keys")
+	e.pump("the request", func() bool { return len(e.requests("alice@example.com")) == 1 })
+	r := e.requests("alice@example.com")[0]
+	e.waitDM("UALICE", "needs MFA", `"action_id":"`+actVerifyAgain+`"`, `"value":"`+r.ID+`"`)
+	mfaDMs := func() int {
+		n := 0
+		for _, d := range e.dms("UALICE") {
+			if strings.Contains(d, "needs MFA") && strings.Contains(d, `"url":"https://login.example.com/authorize?state=mfa-`+r.ID) {
+				n++
+			}
+		}
+		return n
+	}
+
+	// The requester clicks: a fresh MFA message in her DM, from a fresh sign-in.
+	e.click("UALICE", actVerifyAgain, r.ID, "DALICE", "1700000000.000100")
+	e.pump("a fresh MFA DM", func() bool { return mfaDMs() == 2 })
+	if v.started() != 2 {
+		t.Fatalf("%d sign-ins started, want 2", v.started())
+	}
+
+	// Someone else clicks (a forwarded message, a forged payload): refused privately.
+	version := e.get(r.ID).Version
+	name := e.click("UMALLORY", actVerifyAgain, r.ID, "DALICE", "1700000000.000100")
+	if reply := e.waitResponse(name); !strings.Contains(reply, "You can't verify this: only the requester") {
+		t.Fatalf("a stranger's click: %s", reply)
+	}
+	if len(e.dms("UMALLORY")) != 0 || v.started() != 2 || mfaDMs() != 2 || e.get(r.ID).Version != version {
+		t.Fatalf("a refused click changed something: %d DMs to mallory, %d sign-ins, %d MFA DMs", len(e.dms("UMALLORY")), v.started(), mfaDMs())
+	}
+
+	// The text form answers privately where it was typed.
+	_, name = e.command("UALICE", "verify "+r.ID)
+	if reply := e.waitResponse(name); !strings.Contains(reply, "needs MFA") || !strings.Contains(reply, `"response_type":"ephemeral"`) {
+		t.Fatalf("/activate verify: %s", reply)
+	}
+	_, name = e.command("UMALLORY", "verify "+r.ID)
+	if reply := e.waitResponse(name); !strings.Contains(reply, "You can't verify this") {
+		t.Fatalf("/activate verify by someone else: %s", reply)
+	}
+	if a, _ := e.command("UALICE", "verify"); !strings.Contains(a.Body, "Usage: `/activate verify") {
+		t.Fatalf("/activate verify without an id: %s", a.Body)
+	}
+	if v.started() != 3 || e.get(r.ID).State != bot.StateVerifying || e.get(r.ID).Version != version {
+		t.Fatalf("after the text form: %d sign-ins, state %s", v.started(), e.get(r.ID).State)
+	}
 }

@@ -31,6 +31,7 @@ const (
 	actCancel       = "cancel"
 	actDeactivate   = "deactivate"
 	actExtend       = "extend"
+	actVerifyAgain  = "verify_again" // a fresh MFA sign-in ("verify" is the link button's id)
 	actHomeActivate = "home_activate"
 )
 

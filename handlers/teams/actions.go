@@ -63,6 +63,8 @@ func (s *Surface) cardAction(ctx context.Context, a bot.Actor, act *schema.Activ
 			heading = "Request " + r.ID + " canceled"
 		}
 		return actionResult{card: ResultCard(v, heading, r)}
+	case "verify":
+		return s.verifyAgain(ctx, a, act, v, id)
 	case "extend":
 		r, err := s.eng.Extend(ctx, a, id, 0, "")
 		if err != nil {

@@ -126,10 +126,11 @@ func MFACard(v View, r *bot.Request, ch bot.Challenge) Card {
 	} else {
 		n.Lines = []string{r.Group + " needs MFA. Sign in with Microsoft" + within + "; the request goes on to its approvers after that."}
 	}
+	n.Lines = append(n.Lines, "If the sign-in fails or the code runs out, choose Verify again for a fresh one.")
 	if u, err := url.Parse(ch.URL); err == nil && u.Scheme == "https" {
 		n.Actions = []any{map[string]any{"type": "Action.OpenUrl", "title": "Verify with Microsoft", "url": ch.URL}}
 	}
-	n.Actions = append(n.Actions, execute("Cancel request", "cancel", r.ID, ""))
+	n.Actions = append(n.Actions, execute("Verify again", "verify", r.ID, ""), execute("Cancel request", "cancel", r.ID, ""))
 	return noticeCard(n)
 }
 
@@ -223,7 +224,7 @@ func statusLine(v View, r *bot.Request) string {
 	}
 	switch r.State {
 	case bot.StateVerifying:
-		l += " · cancel " + r.ID
+		l += " · verify " + r.ID + " · cancel " + r.ID
 	case bot.StatePending:
 		l += fmt.Sprintf(" (%d of %d approvals) · cancel %s", len(r.Approvals), r.ApprovalsRequired, r.ID)
 	case bot.StateScheduled:
@@ -265,6 +266,7 @@ func HelpCard() Card {
 		"**status**: your requests and grants, newest first",
 		"**groups**: the groups you may activate",
 		"**cancel** *id*: withdraw a pending or scheduled request",
+		"**verify** *id*: a fresh Microsoft sign-in (link or code) for your request waiting for MFA",
 		"**deactivate** *id*: end an active grant now",
 		"**extend** *id* [for *duration*] [*reason*]: more time on an active grant",
 		"**approve** *id*, **deny** *id* [*reason*]: decide (approvers; the card's buttons do the same)",

@@ -68,6 +68,15 @@ func (s *Surface) command(ctx context.Context, a bot.Actor, act *schema.Activity
 			heading = "Request %s canceled"
 		}
 		return ResultCard(v, fmt.Sprintf(heading, r.ID), r), ""
+	case "verify":
+		if rest == "" {
+			return needID("verify <id>")
+		}
+		res := s.verifyAgain(ctx, a, act, v, firstWord(rest))
+		if res.card == nil {
+			return MessageCard("That did not work", res.message, toneAttention), ""
+		}
+		return res.card, "Verify with Microsoft"
 	case "extend":
 		if rest == "" {
 			return needID("extend <id> [for <duration>] [reason]")

@@ -122,7 +122,9 @@ func (s *Surface) tellRequester(ctx context.Context, ev bot.Event, g *bot.Group)
 func (s *Surface) mfaNotice(ctx context.Context, v View, r *bot.Request) Card {
 	ch, err := s.eng.StartMFA(ctx, r)
 	if err != nil {
-		return MessageCard("Request "+r.ID+" needs MFA first", "The verification cannot start: "+bot.Describe(err), toneAttention)
+		return noticeCard(notice{Title: "Request " + r.ID + " needs MFA first", Tone: toneAttention,
+			Lines:   []string{"The verification cannot start: " + bot.Describe(err)},
+			Actions: []any{execute("Verify again", "verify", r.ID, ""), execute("Cancel request", "cancel", r.ID, "")}})
 	}
 	return MFACard(v, r, ch)
 }
