@@ -15,7 +15,7 @@ var auditLabels = map[string]string{
 	EvCanceled: "canceled", EvTimedOut: "timed out", EvActivated: "activated", EvEnded: "ended",
 	EvExtended: "extended", EvFailed: "FAILED", EvRemovalFailing: "REMOVAL FAILING",
 	EvDrift: "DRIFT reported", EvDriftRemoved: "DRIFT removed", EvDriftRemoveFailed: "DRIFT removal failed",
-	EvDeadLetter: "DEAD LETTER", EvBound: "BOUND", EvBindRefused: "BINDING REFUSED",
+	EvDeadLetter: "DEAD LETTER", EvBound: "BOUND", EvBindRefused: "BINDING REFUSED", EvUnbound: "UNBOUND",
 }
 
 // auditTextMax bounds each free-text part of an audit line (reasons, errors).
@@ -40,7 +40,7 @@ func AuditLine(ev Event, loc *time.Location) (line string, ok bool) {
 	case ev.Type == EvDeadLetter:
 		return at(ev.At) + " " + label + ": " + oneLine(ev.Detail, 2*auditTextMax) + " · by pimbot", true
 	case IsBinding(ev.Type) && ev.Chat != nil:
-		return at(ev.At) + " " + label + ": " + oneLine(ev.Chat.Surface+" account "+ev.Chat.ID, 200) + " · signed in as " +
+		return at(ev.At) + " " + label + ": " + oneLine(ev.Chat.Surface+" account "+ev.Chat.ID, 200) + " · " +
 			person(r.Requester) + " · " + oneLine(ev.Detail, auditTextMax), true
 	}
 	drift := IsDrift(ev.Type)

@@ -9,16 +9,17 @@ import (
 )
 
 // Identity-binding events (settings.identity_binding: entra_signin): a chat account linked to
-// the directory user who signed in, or a link refused because the sign-in was someone
-// else's. Both go to the audit trail and the audit channels; a refusal is also told to both
-// accounts.
+// the directory user who signed in, a link refused because the sign-in was someone else's,
+// or a link undone by its owner. All go to the audit trail and the audit channels; a refusal
+// is also told to both accounts.
 const (
 	EvBound       = "bound"
 	EvBindRefused = "bind_refused"
+	EvUnbound     = "unbound"
 )
 
 // IsBinding reports whether an event is an identity-binding event (it concerns no request).
-func IsBinding(typ string) bool { return typ == EvBound || typ == EvBindRefused }
+func IsBinding(typ string) bool { return typ == EvBound || typ == EvBindRefused || typ == EvUnbound }
 
 // ChatAccount is one account on a chat surface, with the e-mail address the platform itself
 // vouches for (Slack's profile e-mail, read with users:read.email).

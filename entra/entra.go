@@ -194,6 +194,26 @@ func (v *Verifier) Bound(ctx context.Context, surface, chatUser string) (string,
 	return v.kv.GetValue(ctx, "bind:"+surface+":"+chatUser)
 }
 
+// Unbind undoes the link of a chat account (asked from that account), recorded as an audit
+// event; the next action from it needs a new sign-in. ok is false when it was not linked.
+func (v *Verifier) Unbind(ctx context.Context, chat bot.ChatAccount) (bool, error) {
+	id, ok, err := v.Bound(ctx, chat.Surface, chat.ID)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := v.kv.DeleteValue(ctx, "bind:"+chat.Surface+":"+chat.ID); err != nil {
+		return false, errors.Join(bot.ErrUnavailable, err)
+	}
+	u, err := v.eng.Directory().ResolveUser(ctx, id)
+	if err != nil {
+		u = bot.User{ID: id}
+	}
+	if err := v.eng.RecordBinding(ctx, bot.EvUnbound, chat, u, fmt.Sprintf("the %s account %s (%s) is no longer linked to %s", chat.Surface, chat.ID, chat.Email, u.Handle())); err != nil {
+		v.log.Warn("record an unbinding", "err", err)
+	}
+	return true, nil
+}
+
 // ServeHTTP handles GET /auth/callback, where Entra sends the browser after the sign-in.
 func (v *Verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {

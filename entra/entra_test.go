@@ -475,3 +475,29 @@ func TestMFA_DeviceSignInSurvivesARestart(t *testing.T) {
 		t.Fatal("the sign-in was not finished by the new process")
 	}
 }
+
+// Undoing a link is an audit event, and the account is no longer bound.
+func TestBinding_UnbindIsAudited(t *testing.T) {
+	w := newWorld(t, func(c *entra.Config) { c.AuthContext = "" })
+	chat := bot.ChatAccount{Surface: "slack", ID: "UBOB", Email: "bob@example.com"}
+	ch, err := w.v.StartBinding(w.ctx, chat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.idp.SignIn(entrafake.Person{OID: "oid-bob", UPN: "bob@example.com"})
+	if status, _ := follow(t, ch.URL); status != 200 {
+		t.Fatal("bind")
+	}
+	if ok, err := w.v.Unbind(w.ctx, chat); !ok || err != nil {
+		t.Fatalf("unbind: %v %v", ok, err)
+	}
+	if _, ok, _ := w.v.Bound(w.ctx, "slack", "UBOB"); ok {
+		t.Fatal("still bound")
+	}
+	if n := w.audited(t, bot.EvUnbound); n != 1 {
+		t.Fatalf("%d unbinding audit records", n)
+	}
+	if ok, _ := w.v.Unbind(w.ctx, chat); ok {
+		t.Fatal("unbound twice")
+	}
+}

@@ -32,6 +32,11 @@ func (s *Surface) command(ctx context.Context, cmd slack.SlashCommand) any {
 		return nil
 	case "help", "?":
 		return ephemeralText(helpText)
+	case "unlink":
+		if !s.later("unlink", func(ctx context.Context) { s.unlink(ctx, o) }) {
+			return ephemeralText(busyText)
+		}
+		return nil
 	case "status", "my requests", "list":
 		if !s.later("status", func(ctx context.Context) { s.sendStatus(ctx, o) }) {
 			return ephemeralText(busyText)

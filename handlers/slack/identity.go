@@ -244,3 +244,28 @@ func (s *Surface) eligible(ctx context.Context, u bot.User) ([]*bot.Group, error
 	}
 	return gs, nil
 }
+
+// unlink undoes the sign-in link of the person's own Slack account (identity_binding:
+// entra_signin); the next action needs a new sign-in. The audit trail records it.
+func (s *Surface) unlink(ctx context.Context, o origin) {
+	if s.eng.Policy().Settings.IdentityBinding != bindingSignin || s.opt.Binder == nil {
+		s.tellText(ctx, o, "This bot does not link Slack accounts by signing in (settings.identity_binding is email): there is nothing to unlink.")
+		return
+	}
+	email, err := s.profileEmail(ctx, o.UserID)
+	if err != nil {
+		s.tellErr(ctx, o, err)
+		return
+	}
+	ok, err := s.opt.Binder.Unbind(ctx, bot.ChatAccount{Surface: Name, ID: o.UserID, Email: email})
+	if err != nil {
+		s.tellErr(ctx, o, fmt.Errorf("unlink: %w", errors.Join(bot.ErrUnavailable, err)))
+		return
+	}
+	_ = s.kv.DeleteValue(ctx, s.userKey(o.UserID))
+	if !ok {
+		s.tellText(ctx, o, "Your Slack account is not linked to a Microsoft account: there is nothing to unlink.")
+		return
+	}
+	s.tellText(ctx, o, "Your Slack account is no longer linked to your Microsoft account. The next time you use pimbot, it asks you to sign in again.")
+}

@@ -44,6 +44,14 @@ func (v *verifier) StartBinding(ctx context.Context, chat bot.ChatAccount) (bot.
 	return bot.Challenge{URL: "https://login.example.com/authorize?state=bind-" + chat.ID + "&y=2"}, nil
 }
 
+func (v *verifier) Unbind(ctx context.Context, chat bot.ChatAccount) (bool, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.bound[chat.Surface+":"+chat.ID]
+	delete(v.bound, chat.Surface+":"+chat.ID)
+	return ok, nil
+}
+
 func (v *verifier) bind(chatUser, dirID string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -229,5 +237,31 @@ func TestMFA_VerifyAgain(t *testing.T) {
 	}
 	if v.started() != 3 || e.get(r.ID).State != bot.StateVerifying || e.get(r.ID).Version != version {
 		t.Fatalf("after the text form: %d sign-ins, state %s", v.started(), e.get(r.ID).State)
+	}
+}
+
+// `/activate unlink` undoes the person's own link; the next action needs a new sign-in.
+func TestBinding_Unlink(t *testing.T) {
+	v := &verifier{bound: map[string]string{}}
+	e := newEnvPolicy(t, policyWith("", ", identity_binding: entra_signin"), func(o *Options) { o.Binder = v })
+	v.bind("UBOB", e.user("bob@example.com").ID)
+	_, name := e.command("UBOB", "status")
+	if reply := e.waitResponse(name); strings.Contains(reply, "Sign in with Microsoft") {
+		t.Fatalf("bob is linked: %s", reply)
+	}
+	_, name = e.command("UBOB", "unlink")
+	if reply := e.waitResponse(name); !strings.Contains(reply, "no longer linked") {
+		t.Fatalf("unlink: %s", reply)
+	}
+	if _, ok, _ := v.Bound(e.ctx, Name, "UBOB"); ok {
+		t.Fatal("still bound")
+	}
+	_, name = e.command("UBOB", "status")
+	if reply := e.waitResponse(name); !strings.Contains(reply, "Sign in with Microsoft") {
+		t.Fatalf("after unlink, a new sign-in is needed: %s", reply)
+	}
+	_, name = e.command("UBOB", "unlink")
+	if reply := e.waitResponse(name); !strings.Contains(reply, "nothing to unlink") {
+		t.Fatalf("unlink twice: %s", reply)
 	}
 }

@@ -68,6 +68,8 @@ type Binder interface {
 	// StartBinding gives the sign-in link that binds the account, to the directory user whose
 	// mail or UPN is chat.Email (the profile e-mail Slack vouches for) and nobody else.
 	StartBinding(ctx context.Context, chat bot.ChatAccount) (bot.Challenge, error)
+	// Unbind undoes the account's link (false when it had none).
+	Unbind(ctx context.Context, chat bot.ChatAccount) (bool, error)
 }
 
 // Surface is the Slack surface and its bot.Notifier.
