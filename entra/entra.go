@@ -35,7 +35,7 @@ type Config struct {
 	ClientID     string // AZURE_CLIENT_ID (or ENTRA_CLIENT_ID)
 	ClientSecret string // AZURE_CLIENT_SECRET; the token call of the code flow needs it for a web app
 	PublicURL    string // PIMBOT_PUBLIC_URL: the bot's public base; the redirect URI is PublicURL + /auth/callback
-	AuthContext  string // optional Conditional Access authentication context (e.g. c1) to ask for and accept
+	AuthContext  string // ENTRA_AUTH_CONTEXT: the Conditional Access authentication context (e.g. c1) whose satisfaction proves MFA; required for step-up
 	HTTPClient   *http.Client
 	Logger       *slog.Logger
 
