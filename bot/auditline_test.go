@@ -83,3 +83,11 @@ func TestAuditLine_OneLineWithWhoWhatWhenWhyAndWhere(t *testing.T) {
 		t.Fatalf("a 10,000-character reason makes a %d-byte line", len(line))
 	}
 }
+
+func TestCapitalize_RunesNotBytes(t *testing.T) {
+	for in, want := range map[string]string{"": "", "élan": "Élan", "über": "Über", "a": "A", "ärger über alles": "Ärger über alles", "1 thing": "1 thing"} {
+		if got := bot.Capitalize(in); got != want {
+			t.Errorf("Capitalize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

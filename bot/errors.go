@@ -3,7 +3,8 @@ package bot
 import (
 	"errors"
 	"fmt"
-	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Sentinel kinds. Branch on them with errors.Is; never on an error's text.
@@ -118,13 +119,13 @@ func Describe(err error) string {
 	var le *LimitError
 	switch {
 	case errors.As(err, &fe):
-		return capitalize(fe.Message)
+		return Capitalize(fe.Message)
 	case errors.As(err, &pe):
 		return "You can't " + pe.Action + " this: " + pe.Reason + "."
 	case errors.As(err, &se):
-		return capitalize(se.Error()) + "."
+		return Capitalize(se.Error()) + "."
 	case errors.As(err, &de):
-		return capitalize(de.Error()) + "."
+		return Capitalize(de.Error()) + "."
 	case errors.As(err, &le):
 		return le.Message
 	case errors.Is(err, ErrNotFound):
@@ -136,9 +137,12 @@ func Describe(err error) string {
 	}
 }
 
-func capitalize(s string) string {
-	if s == "" {
+// Capitalize upper-cases the first letter of a sentence, whatever its script (it works on
+// runes, not bytes: "élan" becomes "Élan", never broken UTF-8).
+func Capitalize(s string) string {
+	r, size := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError {
 		return s
 	}
-	return strings.ToUpper(s[:1]) + s[1:]
+	return string(unicode.ToUpper(r)) + s[size:]
 }

@@ -80,7 +80,7 @@ func FormCard(v View, groups []*bot.Group, f Form, fieldErr *bot.FieldError, top
 	}
 	errAt := func(field string) {
 		if fieldErr != nil && fieldErr.Field == field {
-			body = append(body, runs(colored(run(capitalize(fieldErr.Message), 600), toneAttention)))
+			body = append(body, runs(colored(run(bot.Capitalize(fieldErr.Message), 600), toneAttention)))
 		}
 	}
 
@@ -150,7 +150,7 @@ func FormCard(v View, groups []*bot.Group, f Form, fieldErr *bot.FieldError, top
 	}
 	errAt(bot.FieldTicket)
 	if fieldErr != nil && !slices.Contains([]string{bot.FieldGroup, bot.FieldAccess, bot.FieldDuration, bot.FieldStart, bot.FieldReason, bot.FieldTicket}, fieldErr.Field) {
-		body = append(body, runs(colored(run(capitalize(fieldErr.Message), 600), toneAttention)))
+		body = append(body, runs(colored(run(bot.Capitalize(fieldErr.Message), 600), toneAttention)))
 	}
 	return newCard(body, []any{execute("Request access", "submit", "", "positive")})
 }

@@ -79,7 +79,7 @@ func requesterNotice(v View, ev bot.Event, g *bot.Group) (notice, bool) {
 		}
 		return notice{Title: noun + r.ID + " was denied", Tone: toneAttention, Lines: lines}, true
 	case bot.EvCanceled:
-		return notice{Title: noun + r.ID + " was canceled", Lines: []string{capitalize(r.EndReason) + "."}}, true
+		return notice{Title: noun + r.ID + " was canceled", Lines: []string{bot.Capitalize(r.EndReason) + "."}}, true
 	case bot.EvTimedOut:
 		return notice{Title: noun + r.ID + " timed out",
 			Lines: []string{"Nobody decided in time. Ask again if you still need it."}}, true
@@ -244,18 +244,11 @@ func statusLine(v View, r *bot.Request) string {
 }
 
 func whatWhen(v View, r *bot.Request) string {
-	s := capitalize(r.What())
+	s := bot.Capitalize(r.What())
 	if w := r.When(v.Now, v.loc()); w != "" {
 		s += " " + w
 	}
 	return s + "."
-}
-
-func capitalize(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // HelpCard lists the commands (static text: markdown is ours).
