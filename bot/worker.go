@@ -43,7 +43,7 @@ func Backoff(attempt int) time.Duration {
 // up, so one slow job (a throttled Graph call) never holds back the rest of its batch.
 // On return, every job it claimed has run (jobs in flight finish within their deadline) or,
 // when ctx ended before it started, has been handed back to the queue.
-func (e *Engine) Run(ctx context.Context) error {
+func (e *Engine) Run(ctx context.Context) {
 	slots := make(chan struct{}, WorkerParallel)
 	freed := make(chan struct{}, 1)
 	acks := e.newAcker(ctx)
@@ -54,7 +54,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	var failing time.Duration // how long the queue has been failing; 0 when healthy
 	for {
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		limit := min(cap(slots)-len(slots), ClaimBatch)
 		n, err := 0, error(nil)

@@ -76,7 +76,7 @@ func runWorker() {
 	dir := &redisDir{rdb: rdb, prefix: prefix, seed: local.New(pol), before: 20 * time.Millisecond, after: 60 * time.Millisecond}
 	eng := bot.New(bot.Config{Policy: pol, Store: store.New(rdb, store.Options{Prefix: prefix}), Directory: dir,
 		Lease: crashLease, Poll: 20 * time.Millisecond})
-	_ = eng.Run(context.Background())
+	eng.Run(context.Background())
 }
 
 // Kill -9 the worker 40 times at random moments while 60 grants go through submit → approve

@@ -89,7 +89,7 @@ func runServer(ctx context.Context, a *app, ln net.Listener) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = a.engine.Run(ctx) // returns after in-flight jobs finish and unstarted claims are handed back
+		a.engine.Run(ctx) // returns after in-flight jobs finish and unstarted claims are handed back
 	}()
 	for _, r := range runners {
 		wg.Add(1)

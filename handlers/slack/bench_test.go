@@ -87,7 +87,7 @@ func BenchmarkApproveToDirectoryAdd(b *testing.B) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = e.eng.Run(ctx); close(done) }()
+	go func() { e.eng.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	alice := bot.Actor{User: e.user("alice@example.com"), Surface: Name}
 	waitOp := func(kind string) time.Time {
