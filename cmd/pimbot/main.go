@@ -39,7 +39,7 @@ const usage = `usage: pimbot [serve | shell | check | audit | help]
   shell         play every role in a terminal (as <user>, /activate, approve, ...)
   check         validate the policy file and prove the setup; non-zero exit on any problem
   audit         export the audit trail: pimbot audit [--since 24h] [--format jsonl|csv]
-  teams-package build the Teams app zip from teams/manifest.json (MICROSOFT_APP_ID fills the ids)
+  teams-package build the Teams app zip from teamsapp/manifest.json (MICROSOFT_APP_ID fills the ids)
 
 Configuration is read from the environment; see README.md.
 `

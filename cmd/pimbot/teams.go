@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/handlers/teams"
-	teamsapp "github.com/pimbot/pimbot/teams"
+	"github.com/pimbot/pimbot/teamsapp"
 )
 
 // teamsHTTPTimeout bounds one call to the Bot Framework (metadata, token, connector).

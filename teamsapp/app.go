@@ -1,7 +1,7 @@
-// Package teams holds the Microsoft Teams app package's sources (manifest.json and the two
+// Package teamsapp holds the Microsoft Teams app package's sources (manifest.json and the two
 // icons), embedded so that `pimbot teams-package` works from anywhere, and builds the zip
 // that Teams Admin Center uploads.
-package teams
+package teamsapp
 
 import (
 	"archive/zip"

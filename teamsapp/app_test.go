@@ -1,4 +1,4 @@
-package teams
+package teamsapp
 
 import (
 	"archive/zip"

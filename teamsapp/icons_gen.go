@@ -2,7 +2,7 @@
 
 // icons_gen.go draws the Teams app icons: color.png (192x192, the accent color with a white
 // key) and outline.png (32x32, the white key on transparency, as Teams requires).
-// Run: go generate ./teams
+// Run: go generate ./teamsapp
 package main
 
 import (
