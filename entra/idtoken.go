@@ -58,7 +58,7 @@ func (v *Verifier) provider(ctx context.Context) (*provider, error) {
 		return v.disc.p, nil
 	}
 	if time.Since(v.disc.failed) < discoveryRetry {
-		return nil, fmt.Errorf("Microsoft's sign-in configuration could not be read a moment ago: %w", bot.ErrUnavailable)
+		return nil, fmt.Errorf("the sign-in configuration of the tenant could not be read a moment ago: %w", bot.ErrUnavailable)
 	}
 	p, err := v.discover(ctx)
 	if err != nil {

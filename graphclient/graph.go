@@ -128,7 +128,7 @@ func newDirectory(cfg Config, base *url.URL, allowedHosts []string) (*Directory,
 		cred = staticToken(cfg.AccessToken)
 	case cred == nil:
 		if cred, err = azidentity.NewDefaultAzureCredential(nil); err != nil {
-			return nil, fmt.Errorf("Graph credentials (AZURE_* variables, workload or managed identity): %w", err)
+			return nil, fmt.Errorf("credentials for Graph (AZURE_* variables, workload or managed identity): %w", err)
 		}
 	}
 	// The token's audience is the Graph host: graph.microsoft.com, or a national cloud's
@@ -139,7 +139,7 @@ func newDirectory(cfg Config, base *url.URL, allowedHosts []string) (*Directory,
 	}
 	auth, err := kauth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(cred, []string{scope}, allowedHosts)
 	if err != nil {
-		return nil, fmt.Errorf("Graph authentication: %w", err)
+		return nil, fmt.Errorf("authentication for Graph: %w", err)
 	}
 	opts := msgraphsdk.GetDefaultClientOptions()
 	var mws []khttp.Middleware
@@ -163,7 +163,7 @@ func newDirectory(cfg Config, base *url.URL, allowedHosts []string) (*Directory,
 	httpClient.Timeout = AttemptTimeout
 	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, httpClient)
 	if err != nil {
-		return nil, fmt.Errorf("Graph adapter: %w", err)
+		return nil, fmt.Errorf("request adapter for Graph: %w", err)
 	}
 	baseURL := strings.TrimRight(base.String(), "/")
 	adapter.SetBaseUrl(baseURL)

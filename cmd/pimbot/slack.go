@@ -29,7 +29,7 @@ func setupSlack(ctx context.Context, a *app, mux *http.ServeMux) (runners []func
 	case appToken != "" && !strings.HasPrefix(appToken, "xapp-"):
 		return nil, errors.New("SLACK_APP_TOKEN must be an app-level token (xapp-…) with the connections:write scope")
 	case appToken == "" && secret == "":
-		return nil, errors.New("Slack over HTTP needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for Socket Mode)")
+		return nil, errors.New("over HTTP, Slack needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for Socket Mode)")
 	}
 	var extra []slack.Option
 	if appToken != "" {

@@ -64,7 +64,7 @@ func DerivedID(email string) string {
 func New(p *bot.Policy) *Directory {
 	d := &Directory{groups: map[string]*group{}, byKey: map[string]int{}, now: time.Now, addedAt: map[string]time.Time{}}
 	for _, su := range p.Users {
-		u := bot.User{ID: su.ID, Email: su.Email, UPN: su.UPN, Name: su.Name, Disabled: su.Disabled}
+		u := bot.User(su)
 		if u.UPN == "" {
 			u.UPN = u.Email
 		}
