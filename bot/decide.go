@@ -10,15 +10,14 @@ import (
 )
 
 // Decisions on a request after it was made: approve, deny, cancel, deactivate, extend.
+// Who may take each, and when, is judged by the rules in actions.go, which also tell the
+// surfaces what to offer (Engine.Actions).
 
 // Approve records an approver's vote; with the quorum reached the request is approved.
 func (e *Engine) Approve(ctx context.Context, a Actor, id string) (*Request, error) {
 	r, err := e.transition(ctx, "approve", id, func(cur *Request) (*Tx, error) {
-		if err := e.checkDecider(ctx, a, cur, "approve"); err != nil {
+		if err := e.canDecide(ctx, a, cur, ActApprove); err != nil {
 			return nil, err
-		}
-		if cur.ApprovedBy(a.User.ID) {
-			return nil, &PermissionError{Action: "approve", Reason: fmt.Sprintf("you already approved it; it needs %d more approver(s)", cur.ApprovalsRequired-len(cur.Approvals))}
 		}
 		now := e.clock.Now()
 		r := cur.Clone()
@@ -54,7 +53,7 @@ func (e *Engine) Deny(ctx context.Context, a Actor, id, reason string) (*Request
 		return nil, fieldErr(FieldReason, "the reason is %d characters long; at most %d are allowed", n, MaxReasonLen)
 	}
 	r, err := e.transition(ctx, "deny", id, func(cur *Request) (*Tx, error) {
-		if err := e.checkDecider(ctx, a, cur, "deny"); err != nil {
+		if err := e.canDecide(ctx, a, cur, ActDeny); err != nil {
 			return nil, err
 		}
 		now := e.clock.Now()
@@ -70,31 +69,6 @@ func (e *Engine) Deny(ctx context.Context, a Actor, id, reason string) (*Request
 		e.hooks.Decided("deny")
 	}
 	return r, err
-}
-
-// checkDecider: only a pending request, only an approver of its group, never the requester unless allowed.
-func (e *Engine) checkDecider(ctx context.Context, a Actor, r *Request, action string) error {
-	if err := e.checkEnabled(ctx, a, action); err != nil {
-		return err
-	}
-	g, err := e.groupOf(r)
-	if err != nil {
-		return err
-	}
-	ok, err := e.IsApprover(ctx, a.User, g)
-	if err != nil {
-		return fmt.Errorf("%s: %w", action, errors.Join(ErrUnavailable, err))
-	}
-	if !ok {
-		return &PermissionError{Action: action, Reason: "only " + approverWords(g) + " may " + action + " requests for " + g.Name}
-	}
-	if r.State != StatePending {
-		return &StateError{ID: r.ID, State: r.State, Action: action}
-	}
-	if action == "approve" && r.Requester.ID == a.User.ID && !g.AllowSelfApproval {
-		return &PermissionError{Action: action, Reason: "it is your own request; another approver of " + g.Name + " must decide"}
-	}
-	return nil
 }
 
 // checkEnabled refuses a person whose directory account is disabled (Entra accountEnabled:
@@ -137,17 +111,12 @@ func approverWords(g *Group) string {
 	return strings.Join(xs[:len(xs)-1], ", ") + " or " + xs[len(xs)-1]
 }
 
-// Cancel withdraws the requester's own pending or scheduled request.
+// Cancel withdraws the requester's own request that has not started (waiting for MFA, for
+// approval or for its start time).
 func (e *Engine) Cancel(ctx context.Context, a Actor, id string) (*Request, error) {
 	return e.transition(ctx, "cancel", id, func(cur *Request) (*Tx, error) {
-		if cur.Requester.ID != a.User.ID {
-			return nil, &PermissionError{Action: "cancel", Reason: "only the requester (" + cur.Requester.Handle() + ") may cancel it"}
-		}
-		if cur.State != StatePending && cur.State != StateScheduled && cur.State != StateVerifying {
-			if cur.State == StateActive {
-				return nil, &PermissionError{Action: "cancel", Reason: "it is already active; deactivate it instead (deactivate " + cur.ID + ")"}
-			}
-			return nil, &StateError{ID: cur.ID, State: cur.State, Action: "cancel"}
+		if err := canCancel(a, cur); err != nil {
+			return nil, err
 		}
 		now := e.clock.Now()
 		r := cur.Clone()
@@ -168,33 +137,17 @@ func (e *Engine) Cancel(ctx context.Context, a Actor, id string) (*Request, erro
 	})
 }
 
-// Deactivate ends an active grant early (the requester or an approver of the group).
-// A scheduled grant that has not started is canceled instead.
+// Deactivate ends an active grant early (the requester or an approver of the group). An
+// approver may also stop an approved grant before it starts: it is canceled.
 func (e *Engine) Deactivate(ctx context.Context, a Actor, id string) (*Request, error) {
 	return e.transition(ctx, "deactivate", id, func(cur *Request) (*Tx, error) {
-		if cur.Requester.ID != a.User.ID {
-			g, err := e.groupOf(cur)
-			if err != nil {
-				return nil, err
-			}
-			ok, err := e.IsApprover(ctx, a.User, g)
-			if err != nil {
-				return nil, fmt.Errorf("deactivate: %w", errors.Join(ErrUnavailable, err))
-			}
-			if !ok {
-				return nil, &PermissionError{Action: "deactivate", Reason: "only the requester or " + approverWords(g) + " may deactivate it"}
-			}
-		}
-		if cur.Kind == KindExtend {
-			return nil, &StateError{ID: cur.ID, State: cur.State, Action: "deactivate"}
+		if err := e.canDeactivate(ctx, a, cur); err != nil {
+			return nil, err
 		}
 		now := e.clock.Now()
 		r := cur.Clone()
 		switch cur.State {
 		case StateActive:
-			if cur.Ending() {
-				return nil, &StateError{ID: cur.ID, State: "being deactivated", Action: "deactivate"}
-			}
 			r.EndsAt, r.EndReason = now, "deactivated by "+a.User.Handle()
 			r.EndedBy = &Decision{By: a.User, At: now, Surface: a.Surface}
 			tx := &Tx{Puts: []Put{{Request: r, Expect: cur.Version}},
@@ -204,21 +157,18 @@ func (e *Engine) Deactivate(ctx context.Context, a Actor, id string) (*Request, 
 				Audit: []AuditRecord{{At: now, Type: "deactivate", RequestID: r.ID, Group: r.Group, Access: r.Access,
 					Subject: r.Requester.Handle(), Actor: a.User.Handle(), Surface: a.Surface, Detail: r.EndReason}}}
 			return tx, nil
-		case StateScheduled, StatePending:
+		case StateScheduled:
+			// As a cancel does: the activate job runs now, finds the request canceled, makes
+			// sure nothing was granted, and only then releases the open lock.
 			r.State, r.EndedAt, r.EndReason = StateCanceled, now, "canceled by "+a.User.Handle()
 			r.EndedBy = &Decision{By: a.User, At: now, Surface: a.Surface}
 			j := activateJob(r)
 			j.Due = now
-			tx := &Tx{Puts: []Put{{Request: r, Expect: cur.Version}}, Unschedule: []string{JobID(JobTimeout, r.ID)}}
-			if cur.State == StateScheduled {
-				tx.Schedule = []Job{j}
-			} else {
-				tx.OpenUnlock = []Lock{lockOf(r)}
-			}
+			tx := &Tx{Puts: []Put{{Request: r, Expect: cur.Version}}, Unschedule: []string{JobID(JobTimeout, r.ID)}, Schedule: []Job{j}}
 			e.emit(tx, Event{Type: EvCanceled, Request: r, Actor: &a.User, At: now}, a)
 			return tx, nil
 		}
-		return nil, &StateError{ID: cur.ID, State: cur.State, Action: "deactivate"}
+		return nil, &StateError{ID: cur.ID, State: cur.State, Action: "deactivate"} // canDeactivate lets no other state through
 	})
 }
 
@@ -230,35 +180,18 @@ func (e *Engine) Extend(ctx context.Context, a Actor, id string, d time.Duration
 	if err != nil {
 		return nil, err
 	}
-	if err := e.checkEnabled(ctx, a, "extend"); err != nil {
+	if err := e.canExtend(ctx, a, parent); err != nil {
 		return nil, err
-	}
-	if parent.Requester.ID != a.User.ID {
-		return nil, &PermissionError{Action: "extend", Reason: "only the requester (" + parent.Requester.Handle() + ") may extend it"}
-	}
-	if parent.State != StateActive || parent.Ending() || parent.Kind != KindActivate {
-		return nil, &StateError{ID: parent.ID, State: parent.State, Action: "extend"}
 	}
 	g, err := e.groupOf(parent)
 	if err != nil {
 		return nil, err
 	}
-	eligible, err := e.IsEligible(ctx, a.User, g)
-	if err != nil {
-		return nil, fmt.Errorf("extend: %w", errors.Join(ErrUnavailable, err))
-	}
-	if !eligible {
-		return nil, fieldErr(FieldGroup, "you are no longer eligible for %s", g.Name)
-	}
 	now := e.clock.Now()
 	if d == 0 {
-		d = g.DefaultDuration
+		d = extensionDefault(parent, g)
 	}
-	room := parent.ActivatedAt.Add(g.MaxDuration).Sub(parent.EndsAt).Truncate(time.Minute)
-	if d <= 0 || d > room {
-		if room < time.Minute {
-			return nil, fieldErr(FieldDuration, "request %s already lasts the maximum of %s for %s", parent.ID, FormatDuration(g.MaxDuration), g.Name)
-		}
+	if room := extensionRoom(parent, g); d <= 0 || d > room {
 		return nil, fieldErr(FieldDuration, "you can extend by at most %s (the maximum for %s is %s in total)", FormatDuration(room), g.Name, FormatDuration(g.MaxDuration))
 	}
 	reason = strings.TrimSpace(reason)

@@ -12,13 +12,7 @@ func (e *Engine) VerifyAgain(ctx context.Context, a Actor, id string) (*Request,
 	if err != nil {
 		return nil, Challenge{}, err
 	}
-	if r.Requester.ID != a.User.ID {
-		return nil, Challenge{}, &PermissionError{Action: "verify", Reason: "only the requester (" + r.Requester.Handle() + ") may verify it"}
-	}
-	if r.State != StateVerifying {
-		return nil, Challenge{}, &StateError{ID: r.ID, State: r.State, Action: "verify"}
-	}
-	if err := e.checkEnabled(ctx, a, "verify"); err != nil {
+	if err := e.canVerify(ctx, a, r); err != nil {
 		return nil, Challenge{}, err
 	}
 	ch, err := e.StartMFA(ctx, r)

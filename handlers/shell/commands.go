@@ -186,7 +186,7 @@ func (s *Shell) status(ctx context.Context, id string) {
 			s.printf("%s\n", bot.Describe(err))
 			return
 		}
-		s.printf("%s\n", s.line(r))
+		s.printf("%s\n", s.line(r, s.eng.Actions(ctx, s.actor(), r)))
 		return
 	}
 	rs, err := s.eng.List(ctx, s.actor(), 20)
@@ -199,25 +199,22 @@ func (s *Shell) status(ctx context.Context, id string) {
 		return
 	}
 	for _, r := range rs {
-		s.printf("%s\n", s.line(r))
+		s.printf("%s\n", s.line(r, s.eng.Actions(ctx, s.actor(), r)))
 	}
 }
 
-func (s *Shell) line(r *bot.Request) string {
+// line is one request in words, with the commands of what the engine offers the person (acts).
+func (s *Shell) line(r *bot.Request, acts []bot.Action) string {
 	now := s.eng.Now()
 	l := fmt.Sprintf("  request %s  %-22s %s", r.ID, r.State.Label(), r.What())
 	if w := r.When(now, s.loc); w != "" && r.State != bot.StateActive && r.State != bot.StateEnded {
 		l += " " + w
 	}
 	switch r.State {
-	case bot.StateVerifying:
-		l += "  verify " + r.ID + " | cancel " + r.ID
 	case bot.StatePending:
-		l += fmt.Sprintf(" (%d of %d approvals)  cancel %s", len(r.Approvals), r.ApprovalsRequired, r.ID)
-	case bot.StateScheduled:
-		l += "  cancel " + r.ID
+		l += fmt.Sprintf(" (%d of %d approvals)", len(r.Approvals), r.ApprovalsRequired)
 	case bot.StateActive:
-		l += ", until " + bot.FormatTime(r.EndsAt, now, s.loc) + "  deactivate " + r.ID + " | extend " + r.ID
+		l += ", until " + bot.FormatTime(r.EndsAt, now, s.loc)
 	case bot.StateDenied:
 		if r.DenyReason != "" {
 			l += ": " + r.DenyReason
@@ -226,6 +223,9 @@ func (s *Shell) line(r *bot.Request) string {
 		if r.EndReason != "" {
 			l += " (" + r.EndReason + ")"
 		}
+	}
+	if h := hints(r.ID, acts); h != "" {
+		l += "  " + h
 	}
 	return l
 }
@@ -244,7 +244,7 @@ func (s *Shell) verify(ctx context.Context, rest string) {
 		return
 	}
 	s.last = r.ID
-	s.tell(s.short(r.Requester), "%s", challengeText(r, ch, s.eng.Now()))
+	s.tell(s.short(r.Requester), "%s%s", challengeText(r, ch, s.eng.Now()), offer(r, s.eng.Actions(ctx, s.actor(), r)))
 }
 
 func firstWord(s string) string {

@@ -24,13 +24,16 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 	if ev.Actor != nil {
 		by = ev.Actor.Display()
 	}
-	toReq := func(format string, args ...any) { s.tell(s.short(r.Requester), format, args...) }
+	// The requester is told what the engine offers them now, the approvers what it offers an approver.
+	toReq := func(format string, args ...any) {
+		s.tell(s.short(r.Requester), "%s%s", fmt.Sprintf(format, args...), offer(r, s.eng.Actions(ctx, bot.Actor{User: r.Requester, Surface: s.Name()}, r)))
+	}
 	toApp := func(format string, args ...any) { s.tell(approvers, format, args...) }
 	switch ev.Type {
 	case bot.EvMFARequired:
 		ch, err := s.eng.StartMFA(ctx, r)
 		if err != nil {
-			toReq("request %s needs MFA verification first, but it cannot start: %s (to try again: verify %s)", r.ID, bot.Describe(err), r.ID)
+			toReq("request %s needs MFA verification first, but it cannot start: %s", r.ID, bot.Describe(err))
 			return nil
 		}
 		toReq("%s", challengeText(r, ch, now))
@@ -46,7 +49,10 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 			if r.Ticket != "" {
 				line += " Ticket: " + r.Ticket + "."
 			}
-			toApp("%s Type: approve %s | deny %s [reason]", line, r.ID, r.ID)
+			if h := hints(r.ID, s.eng.ApproverActions(r)); h != "" {
+				line += " Type: " + h
+			}
+			toApp("%s", line)
 			toReq("request %s is waiting for approval by %s.", r.ID, strings.TrimPrefix(approvers, "approvers "))
 		}
 	case bot.EvApprovalAdded:
@@ -78,10 +84,10 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 		toReq("request %s timed out: nobody decided in time. Ask again if you still need it.", r.ID)
 		toApp("request %s timed out undecided.", r.ID)
 	case bot.EvActivated:
-		toReq("request %s is active: you are %s of %s until %s. %s  (deactivate %s | extend %s)",
-			r.ID, r.Access, r.Group, bot.FormatTime(r.EndsAt, now, s.loc), bot.CachingCaveat, r.ID, r.ID)
+		toReq("request %s is active: you are %s of %s until %s. %s",
+			r.ID, r.Access, r.Group, bot.FormatTime(r.EndsAt, now, s.loc), bot.CachingCaveat)
 	case bot.EvReminder:
-		toReq("request %s ends at %s. To keep access: extend %s for 1h", r.ID, bot.FormatTime(r.EndsAt, now, s.loc), r.ID)
+		toReq("request %s ends at %s.", r.ID, bot.FormatTime(r.EndsAt, now, s.loc))
 	case bot.EvEnded:
 		toReq("request %s ended (%s): you are no longer %s of %s.", r.ID, r.EndReason, r.Access, r.Group)
 	case bot.EvExtended:
@@ -103,16 +109,47 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 	return nil
 }
 
-// challengeText tells the requester how to verify: the link, or the page and the code, and
-// how to get a fresh one.
+// challengeText tells the requester how to verify: the link, or the page and the code.
 func challengeText(r *bot.Request, ch bot.Challenge, now time.Time) string {
-	var text string
 	if ch.UserCode != "" {
-		text = fmt.Sprintf("request %s: %s needs MFA. Open %s and enter the code %s within %s.", r.ID, r.Group, printable(ch.URL), printable(ch.UserCode), bot.FormatDuration(ch.Expires.Sub(now).Round(time.Minute)))
-	} else {
-		text = fmt.Sprintf("request %s: %s needs MFA. Verify with Microsoft: %s", r.ID, r.Group, printable(ch.URL))
+		return fmt.Sprintf("request %s: %s needs MFA. Open %s and enter the code %s within %s.", r.ID, r.Group, printable(ch.URL), printable(ch.UserCode), bot.FormatDuration(ch.Expires.Sub(now).Round(time.Minute)))
 	}
-	return text + "  (if the sign-in fails or runs out: verify " + r.ID + ")"
+	return fmt.Sprintf("request %s: %s needs MFA. Verify with Microsoft: %s", r.ID, r.Group, printable(ch.URL))
+}
+
+// hints are the commands of the actions the engine offers, in its order: each is typed as
+// the action's name and the request id ("extend R7KX2M9Q | deactivate R7KX2M9Q").
+func hints(id string, acts []bot.Action) string {
+	hs := make([]string, 0, len(acts))
+	for _, a := range acts {
+		h := string(a) + " " + id
+		if a == bot.ActDeny {
+			h += " [reason]"
+		}
+		hs = append(hs, h)
+	}
+	return strings.Join(hs, " | ")
+}
+
+// offer is the hints at the end of a line, if the engine offers anything; verifying again
+// says when it helps.
+func offer(r *bot.Request, acts []bot.Action) string {
+	if len(acts) == 0 {
+		return ""
+	}
+	var parts []string
+	var rest []bot.Action
+	for _, a := range acts {
+		if a == bot.ActVerify {
+			parts = append(parts, "if the sign-in fails or runs out: "+hints(r.ID, []bot.Action{a}))
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	if len(rest) > 0 {
+		parts = append(parts, hints(r.ID, rest))
+	}
+	return "  (" + strings.Join(parts, "; ") + ")"
 }
 
 // printable drops control characters (terminal escapes) from text the directory returned.

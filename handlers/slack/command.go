@@ -159,5 +159,5 @@ func (s *Surface) sendStatus(ctx context.Context, o origin) {
 		s.tellErr(ctx, o, err)
 		return
 	}
-	s.tell(ctx, o, msg{Text: "Your requests", Blocks: statusBlocks(rs, s.now(), s.loc())})
+	s.tell(ctx, o, msg{Text: "Your requests", Blocks: statusBlocks(rs, s.actions(ctx, u, rs), s.now(), s.loc())})
 }

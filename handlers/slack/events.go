@@ -103,7 +103,7 @@ func (s *Surface) publishHome(ctx context.Context, slackID string, opened bool) 
 	if err != nil {
 		problem = say(err)
 	}
-	view := homeView(groups, rs, problem, s.now(), s.loc())
+	view := homeView(groups, rs, s.actions(ctx, u, rs), problem, s.now(), s.loc())
 	if _, err := s.api.PublishViewContext(ctx, slack.PublishViewContextRequest{UserID: slackID, View: view}); err != nil {
 		s.log.Warn("slack views.publish failed", "user", slackID, "err", err)
 	}

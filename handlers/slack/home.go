@@ -12,8 +12,9 @@ import (
 )
 
 // homeView is the App Home: the groups the person may activate, each with an Activate
-// button, and their requests. problem replaces both when the person cannot be served.
-func homeView(groups []*bot.Group, rs []*bot.Request, problem string, now time.Time, loc *time.Location) slack.HomeTabViewRequest {
+// button, and their requests with the buttons of what the engine offers them (acts, by
+// request id). problem replaces both when the person cannot be served.
+func homeView(groups []*bot.Group, rs []*bot.Request, acts map[string][]bot.Action, problem string, now time.Time, loc *time.Location) slack.HomeTabViewRequest {
 	blocks := []slack.Block{slack.NewHeaderBlock(plain("Just-in-time access"))}
 	if problem != "" {
 		blocks = append(blocks, section(":warning: "+problem))
@@ -37,7 +38,7 @@ func homeView(groups []*bot.Group, rs []*bot.Request, problem string, now time.T
 			slack.NewAccessory(button(actHomeActivate, g.Name, "Activate", slack.StylePrimary))))
 	}
 	blocks = append(blocks, slack.NewDividerBlock(), slack.NewHeaderBlock(plain("Your requests")))
-	blocks = append(blocks, statusBlocks(rs, now, loc)...)
+	blocks = append(blocks, statusBlocks(rs, acts, now, loc)...)
 	return slack.HomeTabViewRequest{Type: slack.VTHomeTab, Blocks: slack.Blocks{BlockSet: blocks}}
 }
 

@@ -111,12 +111,9 @@ func (s *Surface) act(ctx context.Context, o origin, id string, f func(context.C
 	}
 }
 
-// openDeny opens the deny-reason modal for an approver. Within a short budget it asks the
-// engine first, so that someone who may not decide is told privately and sees no form.
+// openDeny opens the deny-reason modal for an approver, if the engine says they may deny.
 func (s *Surface) openDeny(ctx context.Context, o origin, trigger, id string) {
-	pctx, cancel := context.WithTimeout(ctx, precheckBudget)
-	r, refusal := s.precheckDeny(pctx, o.UserID, id)
-	cancel()
+	r, refusal := s.precheck(ctx, o.UserID, id, bot.ActDeny)
 	if refusal != "" {
 		s.tellText(ctx, o, ":no_entry: "+refusal)
 		return
@@ -126,73 +123,49 @@ func (s *Surface) openDeny(ctx context.Context, o origin, trigger, id string) {
 	}
 }
 
-// precheckDeny asks the engine whether the person may deny the request. A refusal is in
-// words; when the answer does not come in time the form opens and the engine decides on
-// submit.
-func (s *Surface) precheckDeny(ctx context.Context, slackID, id string) (*bot.Request, string) {
-	u, err := s.identify(ctx, slackID)
-	var pe *personError
-	if errors.As(err, &pe) {
-		return nil, pe.md
-	}
-	if err != nil {
-		return nil, ""
-	}
-	r, err := s.eng.Get(ctx, s.actor(u), id)
-	var perm *bot.PermissionError
-	switch {
-	case errors.As(err, &perm):
-		return nil, "You can't deny this: only the approvers of its group may decide it."
-	case errors.Is(err, bot.ErrNotFound):
-		return nil, say(err)
-	case err != nil:
-		return nil, ""
-	}
-	if r.State != bot.StatePending {
-		return nil, say(&bot.StateError{ID: r.ID, State: r.State, Action: "deny"})
-	}
-	g := s.groupOf(r)
-	if g == nil {
-		return r, ""
-	}
-	ok, err := s.eng.IsApprover(ctx, u, g)
-	if err == nil && !ok {
-		return nil, "You can't deny this: only " + approverList(g) + " may decide requests for " + esc(g.Name) + "."
-	}
-	return r, ""
-}
-
-// openExtend opens the extension modal for the requester of an active grant.
+// openExtend opens the extension modal for the requester of an active grant, if the engine
+// says they may extend it; the modal offers the room the engine leaves.
 func (s *Surface) openExtend(ctx context.Context, o origin, trigger, id string) {
-	pctx, cancel := context.WithTimeout(ctx, precheckBudget)
-	var r *bot.Request
-	refusal := ""
-	u, err := s.identify(pctx, o.UserID)
-	if err == nil {
-		r, err = s.eng.Get(pctx, s.actor(u), id)
-	}
-	cancel()
-	var pe *personError
-	var perm *bot.PermissionError
-	switch {
-	case errors.As(err, &pe), errors.As(err, &perm), errors.Is(err, bot.ErrNotFound):
-		refusal = say(err)
-	case err != nil:
-		r = nil // no answer in time: open the form; the engine decides on submit
-	case r.State != bot.StateActive || r.Kind != bot.KindActivate || r.EndReason != "":
-		refusal = say(&bot.StateError{ID: r.ID, State: r.State, Action: "extend"})
-	}
+	r, refusal := s.precheck(ctx, o.UserID, id, bot.ActExtend)
 	if refusal != "" {
 		s.tellText(ctx, o, ":no_entry: "+refusal)
 		return
 	}
-	var g *bot.Group
+	var ext *extension
 	if r != nil {
-		g = s.groupOf(r)
+		if g := s.groupOf(r); g != nil {
+			room, _ := s.eng.ExtensionRoom(r)
+			ext = &extension{Group: g, Room: room, Default: s.eng.ExtensionDefault(r)}
+		}
 	}
-	if _, err := s.api.OpenViewContext(ctx, trigger, extendModal(id, r, g, s.now(), s.loc())); err != nil {
+	if _, err := s.api.OpenViewContext(ctx, trigger, extendModal(id, r, ext, s.now(), s.loc())); err != nil {
 		s.log.Warn("slack views.open failed", "err", err)
 	}
+}
+
+// precheck asks the engine, within a short budget, whether the person may take the action
+// whose form is about to open. A refusal is in words (told privately; no form opens). When
+// no answer comes in time, the form opens with what is known (r may be nil) and the engine
+// decides on submit.
+func (s *Surface) precheck(ctx context.Context, slackID, id string, act bot.Action) (*bot.Request, string) {
+	ctx, cancel := context.WithTimeout(ctx, precheckBudget)
+	defer cancel()
+	u, err := s.identify(ctx, slackID)
+	var r *bot.Request
+	if err == nil {
+		r, err = s.eng.Precheck(ctx, s.actor(u), id, act)
+	}
+	var pe *personError
+	var perm *bot.PermissionError
+	var se *bot.StateError
+	var fe *bot.FieldError
+	switch {
+	case err == nil:
+		return r, ""
+	case errors.As(err, &pe), errors.As(err, &perm), errors.As(err, &se), errors.As(err, &fe), errors.Is(err, bot.ErrNotFound):
+		return nil, say(err)
+	}
+	return nil, ""
 }
 
 // regroup redraws the activation form for the group just chosen.

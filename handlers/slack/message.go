@@ -3,6 +3,7 @@ package slack
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,17 +35,18 @@ func plainName(u bot.User) string { return esc(u.Display()) }
 
 // approvalView is what the approvers' message shows.
 type approvalView struct {
-	Req    *bot.Request
-	Parent *bot.Request // for an extension, the grant it extends (may be nil)
-	Group  *bot.Group   // may be nil when the group left the policy
-	Now    time.Time
-	Loc    *time.Location
-	Who    people
+	Req     *bot.Request
+	Parent  *bot.Request // for an extension, the grant it extends (may be nil)
+	Group   *bot.Group   // may be nil when the group left the policy
+	Actions []bot.Action // what the engine offers an approver (bot.Engine.ApproverActions)
+	Now     time.Time
+	Loc     *time.Location
+	Who     people
 }
 
 // approvalMessage is the approvers' message: who, what, when, how long, reason, ticket,
-// the state and, while pending, Approve and Deny. It is updated in place as the request
-// moves on.
+// the state and the buttons the engine offers an approver (Approve and Deny while it is
+// pending). It is updated in place as the request moves on.
 func approvalMessage(v approvalView) msg {
 	r := v.Req
 	who := v.Who.mention(r.Requester)
@@ -86,10 +88,8 @@ func approvalMessage(v approvalView) msg {
 		ctx += " · approvers: " + approverList(v.Group)
 	}
 	blocks = append(blocks, contextLine(ctx))
-	if r.State == bot.StatePending {
-		blocks = append(blocks, slack.NewActionBlock("decide",
-			button(actApprove, r.ID, "Approve", slack.StylePrimary),
-			button(actDeny, r.ID, "Deny", slack.StyleDanger)))
+	if bs := actionButtons(r.ID, v.Actions); len(bs) > 0 {
+		blocks = append(blocks, slack.NewActionBlock("decide", bs...))
 	}
 	text := fmt.Sprintf("%s asks for %s (request %s): %s", plainName(r.Requester), esc(r.What()), r.ID, stripMarks(status))
 	return msg{Text: text, Blocks: blocks}
@@ -185,9 +185,32 @@ func stripMarks(s string) string {
 	return strings.ReplaceAll(s, "*", "")
 }
 
-// requesterMessage is the DM that tells the requester what happened; ok is false for
-// events the requester does not hear about.
-func requesterMessage(ev bot.Event, g *bot.Group, now time.Time, loc *time.Location, who people) (msg, bool) {
+// actionButtons are the buttons of the actions the engine offers, in its order.
+func actionButtons(id string, acts []bot.Action) []slack.BlockElement {
+	var bs []slack.BlockElement
+	for _, a := range acts {
+		switch a {
+		case bot.ActApprove:
+			bs = append(bs, button(actApprove, id, "Approve", slack.StylePrimary))
+		case bot.ActDeny:
+			bs = append(bs, button(actDeny, id, "Deny", slack.StyleDanger))
+		case bot.ActVerify:
+			bs = append(bs, button(actVerifyAgain, id, "Verify again", slack.StylePrimary))
+		case bot.ActExtend:
+			bs = append(bs, button(actExtend, id, "Extend", slack.StylePrimary))
+		case bot.ActDeactivate:
+			bs = append(bs, button(actDeactivate, id, "Deactivate now", slack.StyleDanger))
+		case bot.ActCancel:
+			bs = append(bs, button(actCancel, id, "Cancel request", ""))
+		}
+	}
+	return bs
+}
+
+// requesterMessage is the DM that tells the requester what happened, with the buttons of
+// what the engine offers them now (acts); ok is false for events the requester does not
+// hear about.
+func requesterMessage(ev bot.Event, g *bot.Group, acts []bot.Action, now time.Time, loc *time.Location, who people) (msg, bool) {
 	r := ev.Request
 	id := "`" + r.ID + "`"
 	by := ""
@@ -195,14 +218,6 @@ func requesterMessage(ev bot.Event, g *bot.Group, now time.Time, loc *time.Locat
 		by = who.mention(*ev.Actor)
 	}
 	var text string
-	var buttons []slack.BlockElement
-	cancel := button(actCancel, r.ID, "Cancel request", "")
-	manage := func(rid string) []slack.BlockElement {
-		return []slack.BlockElement{
-			button(actExtend, rid, "Extend", slack.StylePrimary),
-			button(actDeactivate, rid, "Deactivate now", slack.StyleDanger),
-		}
-	}
 	switch ev.Type {
 	case bot.EvSubmitted:
 		switch {
@@ -212,7 +227,6 @@ func requesterMessage(ev bot.Event, g *bot.Group, now time.Time, loc *time.Locat
 			text = fmt.Sprintf(":hourglass: Request %s (*%s*, %s) is waiting for approval", id, esc(r.What()), esc(r.When(now, loc)))
 		case r.State == bot.StateScheduled:
 			text = fmt.Sprintf(":white_check_mark: Request %s (*%s*) needs no approval; it starts %s.", id, esc(r.What()), esc(strings.TrimPrefix(r.When(now, loc), "from ")))
-			buttons = []slack.BlockElement{cancel}
 		default:
 			return msg{}, false // an extension applied at once: the "extended" message says it
 		}
@@ -221,12 +235,10 @@ func requesterMessage(ev bot.Event, g *bot.Group, now time.Time, loc *time.Locat
 				text += " by " + approverList(g)
 			}
 			text += "."
-			buttons = []slack.BlockElement{cancel}
 		}
 	case bot.EvApprovalAdded:
 		text = fmt.Sprintf(":large_yellow_circle: %s approved request %s (%d of %d); waiting for %d more.",
 			by, id, len(r.Approvals), r.ApprovalsRequired, r.ApprovalsRequired-len(r.Approvals))
-		buttons = []slack.BlockElement{cancel}
 	case bot.EvApproved:
 		if r.Kind == bot.KindExtend {
 			return msg{}, false // the "extended" message follows
@@ -235,7 +247,6 @@ func requesterMessage(ev bot.Event, g *bot.Group, now time.Time, loc *time.Locat
 			by = "policy (no approval needed)"
 		}
 		text = fmt.Sprintf(":white_check_mark: Request %s (*%s*) was approved by %s; it starts %s.", id, esc(r.What()), by, esc(strings.TrimPrefix(r.When(now, loc), "from ")))
-		buttons = []slack.BlockElement{cancel}
 	case bot.EvDenied:
 		text = fmt.Sprintf(":x: Request %s (*%s*) was denied", id, esc(r.What()))
 		if by != "" {
@@ -258,11 +269,9 @@ func requesterMessage(ev bot.Event, g *bot.Group, now time.Time, loc *time.Locat
 	case bot.EvActivated:
 		text = fmt.Sprintf(":large_green_circle: You are now *%s* of *%s* until %s (request %s).\n_%s_",
 			r.Access, esc(r.Group), bot.FormatTime(r.EndsAt, now, loc), id, bot.CachingCaveat)
-		buttons = manage(r.ID)
 	case bot.EvReminder:
 		text = fmt.Sprintf(":alarm_clock: Your access as *%s* of *%s* ends at %s (request %s). Extend it if you still need it.",
 			r.Access, esc(r.Group), bot.FormatTime(r.EndsAt, now, loc), id)
-		buttons = manage(r.ID)
 	case bot.EvEnded:
 		text = fmt.Sprintf(":white_circle: Your access as *%s* of *%s* has ended (%s; request %s).", r.Access, esc(r.Group), esc(r.EndReason), id)
 	case bot.EvExtended:
@@ -271,7 +280,6 @@ func requesterMessage(ev bot.Event, g *bot.Group, now time.Time, loc *time.Locat
 			text += ", approved by " + by
 		}
 		text += ")."
-		buttons = manage(r.ID)
 	case bot.EvFailed:
 		text = fmt.Sprintf(":warning: Request %s (*%s*) failed: %s. Nothing was granted.", id, esc(r.What()), esc(failReason(r)))
 	case bot.EvDelayed:
@@ -282,22 +290,25 @@ func requesterMessage(ev bot.Event, g *bot.Group, now time.Time, loc *time.Locat
 		return msg{}, false
 	}
 	blocks := []slack.Block{section(text)}
-	if len(buttons) > 0 {
-		blocks = append(blocks, slack.NewActionBlock("request:"+r.ID, buttons...))
+	if bs := actionButtons(r.ID, acts); len(bs) > 0 {
+		blocks = append(blocks, slack.NewActionBlock("request:"+r.ID, bs...))
 	}
 	return msg{Text: stripMarks(text), Blocks: blocks}, true
 }
 
-// mfaMessage asks the requester to verify with Microsoft before the request goes on.
+// mfaMessage asks the requester to verify with Microsoft before the request goes on, with
+// the link and the buttons of what the engine offers them (acts: verify again, cancel).
 // problem is set when the verification could not start.
-func mfaMessage(r *bot.Request, ch bot.Challenge, problem string, now time.Time) msg {
+func mfaMessage(r *bot.Request, ch bot.Challenge, problem string, acts []bot.Action, now time.Time) msg {
 	id := "`" + r.ID + "`"
-	again := button(actVerifyAgain, r.ID, "Verify again", "")
-	cancel := button(actCancel, r.ID, "Cancel request", "")
+	offered := actionButtons(r.ID, acts)
 	if problem != "" {
 		text := fmt.Sprintf(":warning: Request %s needs MFA first, but the verification cannot start: %s", id, esc(problem))
-		return msg{Text: stripMarks(text), Blocks: []slack.Block{section(text),
-			slack.NewActionBlock("request:"+r.ID, again, cancel)}}
+		blocks := []slack.Block{section(text)}
+		if len(offered) > 0 {
+			blocks = append(blocks, slack.NewActionBlock("request:"+r.ID, offered...))
+		}
+		return msg{Text: stripMarks(text), Blocks: blocks}
 	}
 	within := ""
 	if !ch.Expires.IsZero() && ch.Expires.After(now) {
@@ -313,10 +324,20 @@ func mfaMessage(r *bot.Request, ch bot.Challenge, problem string, now time.Time)
 	var buttons []slack.BlockElement
 	if strings.HasPrefix(ch.URL, "https://") && len(ch.URL) <= 3000 {
 		buttons = append(buttons, button("verify", r.ID, "Verify with Microsoft", slack.StylePrimary).WithURL(ch.URL))
+		for _, b := range offered { // the link is the one primary button
+			if bb, ok := b.(*slack.ButtonBlockElement); ok && bb.ActionID == actVerifyAgain {
+				bb.Style = ""
+			}
+		}
 	}
-	buttons = append(buttons, again, cancel)
-	return msg{Text: stripMarks(text), Blocks: []slack.Block{section(text), slack.NewActionBlock("request:"+r.ID, buttons...),
-		contextLine("If the sign-in fails or the code runs out, press *Verify again* for a fresh one.")}}
+	blocks := []slack.Block{section(text)}
+	if buttons = append(buttons, offered...); len(buttons) > 0 {
+		blocks = append(blocks, slack.NewActionBlock("request:"+r.ID, buttons...))
+	}
+	if slices.Contains(acts, bot.ActVerify) {
+		blocks = append(blocks, contextLine("If the sign-in fails or the code runs out, press *Verify again* for a fresh one."))
+	}
+	return msg{Text: stripMarks(text), Blocks: blocks}
 }
 
 // alertMessage tells approvers that something needs a person (a removal keeps failing,
@@ -344,9 +365,9 @@ func alertMessage(ev bot.Event, who people) msg {
 	return msg{Text: stripMarks(text), Blocks: []slack.Block{section(text)}}
 }
 
-// statusBlocks lists a person's requests: the open ones with their buttons, then the
-// recent finished ones.
-func statusBlocks(rs []*bot.Request, now time.Time, loc *time.Location) []slack.Block {
+// statusBlocks lists a person's requests: the open ones with the buttons of what the engine
+// offers them (acts, by request id), then the recent finished ones.
+func statusBlocks(rs []*bot.Request, acts map[string][]bot.Action, now time.Time, loc *time.Location) []slack.Block {
 	if len(rs) == 0 {
 		return []slack.Block{section("You have no requests. Use `/activate` to ask for access.")}
 	}
@@ -364,16 +385,7 @@ func statusBlocks(rs []*bot.Request, now time.Time, loc *time.Location) []slack.
 	}
 	for _, r := range open {
 		blocks = append(blocks, section(requestLine(r, now, loc)))
-		var bs []slack.BlockElement
-		switch {
-		case r.State == bot.StateActive && r.Kind == bot.KindActivate && r.EndReason == "":
-			bs = []slack.BlockElement{button(actExtend, r.ID, "Extend", slack.StylePrimary), button(actDeactivate, r.ID, "Deactivate now", slack.StyleDanger)}
-		case r.State == bot.StateVerifying:
-			bs = []slack.BlockElement{button(actVerifyAgain, r.ID, "Verify again", slack.StylePrimary), button(actCancel, r.ID, "Cancel request", "")}
-		case r.State == bot.StatePending || r.State == bot.StateScheduled:
-			bs = []slack.BlockElement{button(actCancel, r.ID, "Cancel request", "")}
-		}
-		if len(bs) > 0 {
+		if bs := actionButtons(r.ID, acts[r.ID]); len(bs) > 0 {
 			blocks = append(blocks, slack.NewActionBlock("request:"+r.ID, bs...))
 		}
 	}

@@ -247,7 +247,7 @@ func (s *Surface) notifyApprovers(ctx context.Context, ev bot.Event, g *bot.Grou
 	if len(ref.Msgs) == 0 || r.Version < ref.Version {
 		return alertErr // nobody was asked on Slack, or a newer state is already shown
 	}
-	m := approvalMessage(approvalView{Req: r, Parent: ev.Parent, Group: g, Now: s.now(), Loc: s.loc(), Who: who})
+	m := approvalMessage(approvalView{Req: r, Parent: ev.Parent, Group: g, Actions: s.eng.ApproverActions(r), Now: s.now(), Loc: s.loc(), Who: who})
 	var errs []error
 	for _, mr := range ref.Msgs {
 		if _, _, _, err := s.api.UpdateMessageContext(ctx, mr.Channel, mr.TS, msgOptions(m)...); err != nil {
@@ -314,7 +314,7 @@ func (s *Surface) postApproval(ctx context.Context, ev bot.Event, g *bot.Group, 
 		s.log.Warn("slack: nobody to ask for approval on Slack", "group", g.Name, "request_id", r.ID)
 		return nil
 	}
-	m := approvalMessage(approvalView{Req: r, Parent: ev.Parent, Group: g, Now: s.now(), Loc: s.loc(), Who: who})
+	m := approvalMessage(approvalView{Req: r, Parent: ev.Parent, Group: g, Actions: s.eng.ApproverActions(r), Now: s.now(), Loc: s.loc(), Who: who})
 	var errs []error
 	for _, t := range targets {
 		if ref.has(t) {
@@ -403,10 +403,10 @@ func (s *Surface) notifyRequester(ctx context.Context, ev bot.Event, g *bot.Grou
 		case err != nil:
 			problem = bot.Describe(err)
 		}
-		m = mfaMessage(r, ch, problem, s.now())
+		m = mfaMessage(r, ch, problem, s.requesterActions(ctx, r), s.now())
 	} else {
 		var ok bool
-		if m, ok = requesterMessage(ev, g, s.now(), s.loc(), who); !ok {
+		if m, ok = requesterMessage(ev, g, s.requesterActions(ctx, r), s.now(), s.loc(), who); !ok {
 			return nil
 		}
 	}

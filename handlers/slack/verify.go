@@ -36,5 +36,5 @@ func (s *Surface) verifyAgain(ctx context.Context, o, to origin, id string) {
 		s.tellErr(ctx, o, err)
 		return
 	}
-	s.tell(ctx, to, mfaMessage(r, ch, "", s.now()))
+	s.tell(ctx, to, mfaMessage(r, ch, "", s.eng.Actions(ctx, s.actor(u), r), s.now()))
 }

@@ -277,24 +277,26 @@ func denyModal(id string, r *bot.Request, now time.Time, loc *time.Location) sla
 	}
 }
 
-// extendModal asks for how much longer. r and g may be nil when they could not be read in time.
-func extendModal(id string, r *bot.Request, g *bot.Group, now time.Time, loc *time.Location) slack.ModalViewRequest {
+// extension is what the engine leaves an extension of a grant: the grant's group, the room
+// left under its max_duration, and what is asked for when no duration is typed.
+type extension struct {
+	Group         *bot.Group
+	Room, Default time.Duration
+}
+
+// extendModal asks for how much longer. r and ext may be nil when they could not be read in time.
+func extendModal(id string, r *bot.Request, ext *extension, now time.Time, loc *time.Location) slack.ModalViewRequest {
 	var blocks []slack.Block
 	hint := "e.g. 30m or 1h"
 	initial := ""
 	if r != nil {
 		blocks = append(blocks, section(fmt.Sprintf("Request `%s`: *%s*, %s.", r.ID, esc(r.What()), esc(r.When(now, loc)))))
 	}
-	if r != nil && g != nil {
-		room := r.ActivatedAt.Add(g.MaxDuration).Sub(r.EndsAt).Truncate(time.Minute)
-		if room >= time.Minute {
-			hint = fmt.Sprintf("At most %s more (%s in total for %s).", bot.FormatDuration(room), bot.FormatDuration(g.MaxDuration), g.Name)
+	if ext != nil {
+		if ext.Room >= time.Minute {
+			hint = fmt.Sprintf("At most %s more (%s in total for %s).", bot.FormatDuration(ext.Room), bot.FormatDuration(ext.Group.MaxDuration), ext.Group.Name)
 		}
-		d := g.DefaultDuration
-		if room >= time.Minute && d > room {
-			d = room
-		}
-		initial = bot.FormatDuration(d)
+		initial = bot.FormatDuration(ext.Default)
 	}
 	dur := slack.NewPlainTextInputBlockElement(plain("1h"), actDuration).WithMaxLength(20)
 	if initial != "" {

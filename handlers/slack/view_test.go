@@ -105,33 +105,34 @@ func TestGolden_ApprovalMessage(t *testing.T) {
 	pol := testGroups(t)
 	prod, _ := pol.Group("prod-db-admins")
 	quorum, _ := pol.Group("quorum")
-	render := func(r *bot.Request, g *bot.Group) msg {
-		return approvalMessage(approvalView{Req: r, Group: g, Now: t0.Add(10 * time.Minute), Loc: time.UTC, Who: slacks})
+	decide := []bot.Action{bot.ActApprove, bot.ActDeny}
+	render := func(r *bot.Request, g *bot.Group, acts []bot.Action) msg {
+		return approvalMessage(approvalView{Req: r, Group: g, Actions: acts, Now: t0.Add(10 * time.Minute), Loc: time.UTC, Who: slacks})
 	}
-	t.Run("pending", func(t *testing.T) { golden(t, render(pendingRequest(), prod)) })
+	t.Run("pending", func(t *testing.T) { golden(t, render(pendingRequest(), prod, decide)) })
 	t.Run("quorum-progress", func(t *testing.T) {
 		r := pendingRequest()
 		r.Group, r.GroupID, r.ApprovalsRequired = "quorum", "g-quorum", 2
 		r.Approvals = []bot.Decision{{By: bob, At: t0.Add(5 * time.Minute), Surface: Name}}
-		golden(t, render(r, quorum))
+		golden(t, render(r, quorum, decide))
 	})
 	t.Run("active", func(t *testing.T) {
 		r := pendingRequest()
 		r.State, r.ActivatedAt, r.EndsAt = bot.StateActive, t0.Add(5*time.Minute), t0.Add(2*time.Hour+5*time.Minute)
 		r.Approvals = []bot.Decision{{By: bob, At: t0.Add(5 * time.Minute), Surface: Name}}
-		golden(t, render(r, prod))
+		golden(t, render(r, prod, nil))
 	})
 	t.Run("denied", func(t *testing.T) {
 		r := pendingRequest()
 		r.State, r.DecidedAt, r.EndedAt = bot.StateDenied, t0.Add(5*time.Minute), t0.Add(5*time.Minute)
 		r.Denial = &bot.Decision{By: carol, At: t0.Add(5 * time.Minute)}
 		r.DenyReason = "use the read replica <!here>"
-		golden(t, render(r, prod))
+		golden(t, render(r, prod, nil))
 	})
 	t.Run("extension", func(t *testing.T) {
 		r := pendingRequest()
 		r.ID, r.Kind, r.ParentID, r.Duration, r.Ticket = "RXT2222Q", bot.KindExtend, "R7KX2M9Q", time.Hour, ""
-		golden(t, render(r, prod))
+		golden(t, render(r, prod, decide))
 	})
 }
 
@@ -146,14 +147,19 @@ func TestGolden_RequesterDMs(t *testing.T) {
 	denied := pendingRequest()
 	denied.State, denied.DenyReason = bot.StateDenied, "not during the freeze <!channel>"
 	out := map[string]msg{}
-	for _, ev := range []bot.Event{
-		{Type: bot.EvSubmitted, Request: pendingRequest(), Actor: &alice},
-		{Type: bot.EvDenied, Request: denied, Actor: &bob},
-		{Type: bot.EvActivated, Request: active},
-		{Type: bot.EvReminder, Request: active},
-		{Type: bot.EvEnded, Request: ended},
+	manage := []bot.Action{bot.ActExtend, bot.ActDeactivate}
+	for _, c := range []struct {
+		ev   bot.Event
+		acts []bot.Action // what the engine offers the requester then
+	}{
+		{bot.Event{Type: bot.EvSubmitted, Request: pendingRequest(), Actor: &alice}, []bot.Action{bot.ActCancel}},
+		{bot.Event{Type: bot.EvDenied, Request: denied, Actor: &bob}, nil},
+		{bot.Event{Type: bot.EvActivated, Request: active}, manage},
+		{bot.Event{Type: bot.EvReminder, Request: active}, manage},
+		{bot.Event{Type: bot.EvEnded, Request: ended}, nil},
 	} {
-		m, ok := requesterMessage(ev, prod, now, time.UTC, slacks)
+		ev := c.ev
+		m, ok := requesterMessage(ev, prod, c.acts, now, time.UTC, slacks)
 		if !ok {
 			t.Fatalf("no DM for %s", ev.Type)
 		}
@@ -173,7 +179,8 @@ func TestGolden_AppHome(t *testing.T) {
 	active.ID, active.State, active.ActivatedAt, active.EndsAt = "RACT1VE2", bot.StateActive, t0, t0.Add(2*time.Hour)
 	ended := pendingRequest()
 	ended.ID, ended.State, ended.EndedAt = "REND3D22", bot.StateEnded, t0.Add(-time.Hour)
-	golden(t, homeView(groups, []*bot.Request{pendingRequest(), active, ended}, "", t0.Add(10*time.Minute), time.UTC))
+	acts := map[string][]bot.Action{pendingRequest().ID: {bot.ActCancel}, active.ID: {bot.ActExtend, bot.ActDeactivate}}
+	golden(t, homeView(groups, []*bot.Request{pendingRequest(), active, ended}, acts, "", t0.Add(10*time.Minute), time.UTC))
 }
 
 func TestGolden_DenyAndExtendModals(t *testing.T) {
@@ -182,7 +189,9 @@ func TestGolden_DenyAndExtendModals(t *testing.T) {
 	active := pendingRequest()
 	active.State, active.ActivatedAt, active.EndsAt = bot.StateActive, t0, t0.Add(2*time.Hour)
 	t.Run("deny", func(t *testing.T) { golden(t, denyModal("R7KX2M9Q", pendingRequest(), t0, time.UTC)) })
-	t.Run("extend", func(t *testing.T) { golden(t, extendModal("R7KX2M9Q", active, prod, t0.Add(time.Hour), time.UTC)) })
+	t.Run("extend", func(t *testing.T) {
+		golden(t, extendModal("R7KX2M9Q", active, &extension{Group: prod, Room: 2 * time.Hour, Default: time.Hour}, t0.Add(time.Hour), time.UTC))
+	})
 }
 
 // Whatever people type is inert in mrkdwn: no mention, no link, no entity.
@@ -222,7 +231,7 @@ func TestFailed_SaysWhy(t *testing.T) {
 	r.EndReason = "you already hold member of prod-db-admins outside pimbot <!channel>"
 	ev := bot.Event{Type: bot.EvFailed, Request: r, Detail: r.EndReason}
 	want := "you already hold member of prod-db-admins outside pimbot &lt;!channel&gt;"
-	dm, ok := requesterMessage(ev, prod, t0.Add(time.Hour), time.UTC, slacks)
+	dm, ok := requesterMessage(ev, prod, nil, t0.Add(time.Hour), time.UTC, slacks)
 	if !ok || !strings.Contains(dm.Text, want) || !strings.Contains(dm.Text, "Nothing was granted") || strings.Contains(dm.Text, "<!channel>") {
 		t.Fatalf("requester DM: %q", dm.Text)
 	}

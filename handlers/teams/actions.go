@@ -46,13 +46,13 @@ func (s *Surface) cardAction(ctx context.Context, a bot.Actor, act *schema.Activ
 			return say(err)
 		}
 		// The approvers' card shows the channel's time zone, as the notifications render it.
-		return actionResult{card: ApprovalCard(s.view(""), r, group(r))}
+		return actionResult{card: ApprovalCard(s.view(""), r, group(r), s.eng.ApproverActions(r))}
 	case "cancel":
 		r, err := s.eng.Cancel(ctx, a, id)
 		if err != nil {
 			return say(err)
 		}
-		return actionResult{card: ResultCard(v, "Request "+r.ID+" canceled", r)}
+		return actionResult{card: ResultCard(v, "Request "+r.ID+" canceled", r, s.eng.Actions(ctx, a, r))}
 	case "deactivate":
 		r, err := s.eng.Deactivate(ctx, a, id)
 		if err != nil {
@@ -62,7 +62,7 @@ func (s *Surface) cardAction(ctx context.Context, a bot.Actor, act *schema.Activ
 		if r.State == bot.StateCanceled {
 			heading = "Request " + r.ID + " canceled"
 		}
-		return actionResult{card: ResultCard(v, heading, r)}
+		return actionResult{card: ResultCard(v, heading, r, s.eng.Actions(ctx, a, r))}
 	case "verify":
 		return s.verifyAgain(ctx, a, act, v, id)
 	case "extend":
@@ -70,7 +70,7 @@ func (s *Surface) cardAction(ctx context.Context, a bot.Actor, act *schema.Activ
 		if err != nil {
 			return say(err)
 		}
-		return actionResult{card: SubmittedCard(v, r, group(r))}
+		return actionResult{card: SubmittedCard(v, r, group(r), s.eng.Actions(ctx, a, r))}
 	}
 	return actionResult{message: fmt.Sprintf("This button (%q) is not known to this version of pimbot.", truncateRunes(verb, 20))}
 }
@@ -95,5 +95,5 @@ func (s *Surface) submitForm(ctx context.Context, a bot.Actor, v View, f Form) a
 		return again(nil, bot.Describe(err))
 	}
 	g, _ := s.eng.Policy().Group(r.GroupID)
-	return actionResult{card: SubmittedCard(v, r, g)}
+	return actionResult{card: SubmittedCard(v, r, g, s.eng.Actions(ctx, a, r))}
 }

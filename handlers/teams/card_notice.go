@@ -3,6 +3,7 @@ package teams
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,13 +30,14 @@ func noticeCard(n notice) Card {
 	return newCard(body, n.Actions)
 }
 
-// RequesterNotice is what the requester is told in their personal chat about an event.
-// ok=false: nothing to tell them.
-func RequesterNotice(v View, ev bot.Event, g *bot.Group) (Card, string, bool) {
+// RequesterNotice is what the requester is told in their personal chat about an event, with
+// the buttons of what the engine offers them (o). ok=false: nothing to tell them.
+func RequesterNotice(v View, ev bot.Event, g *bot.Group, o Offer) (Card, string, bool) {
 	n, ok := requesterNotice(v, ev, g)
 	if !ok {
 		return nil, "", false
 	}
+	n.Actions = actionButtons(ev.Request.ID, o)
 	return noticeCard(n), n.Title, true
 }
 
@@ -49,18 +51,13 @@ func requesterNotice(v View, ev bot.Event, g *bot.Group) (notice, bool) {
 	if r.Kind == bot.KindExtend {
 		noun = "Extension "
 	}
-	extendTitle := "Extend"
-	if g != nil {
-		extendTitle = "Extend by " + bot.FormatDuration(g.DefaultDuration)
-	}
 	switch ev.Type {
 	case bot.EvSubmitted:
 		if r.State != bot.StatePending {
 			return notice{}, false // the reply to the submit already said so
 		}
 		return notice{Title: noun + r.ID + " is waiting for approval", Tone: toneWarning,
-			Lines:   []string{whatWhen(v, r), "Approvers: " + approversText(g) + "."},
-			Actions: []any{execute("Cancel request", "cancel", r.ID, "")}}, true
+			Lines: []string{whatWhen(v, r), "Approvers: " + approversText(g) + "."}}, true
 	case bot.EvApprovalAdded:
 		return notice{Title: noun + r.ID + " has an approval", Tone: toneWarning,
 			Lines: []string{fmt.Sprintf("%s approved it (%d of %d); waiting for %d more.", by, len(r.Approvals), r.ApprovalsRequired, r.ApprovalsRequired-len(r.Approvals))}}, true
@@ -70,8 +67,7 @@ func requesterNotice(v View, ev bot.Event, g *bot.Group) (notice, bool) {
 				Lines: []string{"Approved by " + by + "."}}, true
 		}
 		return notice{Title: noun + r.ID + " was approved", Tone: toneGood,
-			Lines:   []string{"Approved by " + by + ". " + r.What() + ", starting " + strings.TrimPrefix(r.When(v.Now, v.loc()), "from ") + "."},
-			Actions: []any{execute("Cancel request", "cancel", r.ID, "")}}, true
+			Lines: []string{"Approved by " + by + ". " + r.What() + ", starting " + strings.TrimPrefix(r.When(v.Now, v.loc()), "from ") + "."}}, true
 	case bot.EvDenied:
 		lines := []string{"Denied by " + by + "."}
 		if r.DenyReason != "" {
@@ -85,12 +81,10 @@ func requesterNotice(v View, ev bot.Event, g *bot.Group) (notice, bool) {
 			Lines: []string{"Nobody decided in time. Ask again if you still need it."}}, true
 	case bot.EvActivated:
 		return notice{Title: "Request " + r.ID + " is active", Tone: toneGood,
-			Lines:   []string{fmt.Sprintf("You are %s of %s until %s.", r.Access, r.Group, v.time(r.EndsAt)), bot.CachingCaveat},
-			Actions: []any{execute(extendTitle, "extend", r.ID, ""), execute("Deactivate now", "deactivate", r.ID, "")}}, true
+			Lines: []string{fmt.Sprintf("You are %s of %s until %s.", r.Access, r.Group, v.time(r.EndsAt)), bot.CachingCaveat}}, true
 	case bot.EvReminder:
 		return notice{Title: "Request " + r.ID + " ends at " + v.time(r.EndsAt), Tone: toneWarning,
-			Lines:   []string{fmt.Sprintf("Your %s access to %s ends soon. To keep it, extend it.", r.Access, r.Group)},
-			Actions: []any{execute(extendTitle, "extend", r.ID, ""), execute("Deactivate now", "deactivate", r.ID, "")}}, true
+			Lines: []string{fmt.Sprintf("Your %s access to %s ends soon. To keep it, extend it.", r.Access, r.Group)}}, true
 	case bot.EvEnded:
 		return notice{Title: "Request " + r.ID + " ended",
 			Lines: []string{fmt.Sprintf("You are no longer %s of %s (%s).", r.Access, r.Group, r.EndReason)}}, true
@@ -110,9 +104,10 @@ func requesterNotice(v View, ev bot.Event, g *bot.Group) (notice, bool) {
 	return notice{}, false
 }
 
-// MFACard asks the requester to verify with Microsoft before the request goes on. The link
-// is the verifier's own (an Entra sign-in, or the device-login page with a code).
-func MFACard(v View, r *bot.Request, ch bot.Challenge) Card {
+// MFACard asks the requester to verify with Microsoft before the request goes on, with the
+// buttons of what the engine offers them (acts: verify again, cancel). The link is the
+// verifier's own (an Entra sign-in, or the device-login page with a code).
+func MFACard(v View, r *bot.Request, ch bot.Challenge, acts []bot.Action) Card {
 	n := notice{Title: "Request " + r.ID + ": verify with Microsoft", Tone: toneWarning}
 	if r.Kind == bot.KindExtend {
 		n.Title = "Extension " + r.ID + ": verify with Microsoft"
@@ -126,11 +121,13 @@ func MFACard(v View, r *bot.Request, ch bot.Challenge) Card {
 	} else {
 		n.Lines = []string{r.Group + " needs MFA. Sign in with Microsoft" + within + "; the request goes on to its approvers after that."}
 	}
-	n.Lines = append(n.Lines, "If the sign-in fails or the code runs out, choose Verify again for a fresh one.")
+	if slices.Contains(acts, bot.ActVerify) {
+		n.Lines = append(n.Lines, "If the sign-in fails or the code runs out, choose Verify again for a fresh one.")
+	}
 	if u, err := url.Parse(ch.URL); err == nil && u.Scheme == "https" {
 		n.Actions = []any{map[string]any{"type": "Action.OpenUrl", "title": "Verify with Microsoft", "url": ch.URL}}
 	}
-	n.Actions = append(n.Actions, execute("Verify again", "verify", r.ID, ""), execute("Cancel request", "cancel", r.ID, ""))
+	n.Actions = append(n.Actions, actionButtons(r.ID, Offer{Actions: acts})...)
 	return noticeCard(n)
 }
 
@@ -168,22 +165,21 @@ func AuditCard(line string) Card {
 	return newCard([]any{para(line)}, nil)
 }
 
-// SubmittedCard replaces the form once the engine accepted the request.
-func SubmittedCard(v View, r *bot.Request, g *bot.Group) Card {
-	n := notice{Title: "Request " + r.ID + " submitted", Tone: toneGood, Lines: []string{whatWhen(v, r)}}
+// SubmittedCard replaces the form once the engine accepted the request, with the buttons of
+// what the engine offers the requester (acts).
+func SubmittedCard(v View, r *bot.Request, g *bot.Group, acts []bot.Action) Card {
+	n := notice{Title: "Request " + r.ID + " submitted", Tone: toneGood, Lines: []string{whatWhen(v, r)},
+		Actions: actionButtons(r.ID, Offer{Actions: acts})}
 	if r.Kind == bot.KindExtend {
 		n.Title = "Extension " + r.ID + " submitted"
 	}
 	switch r.State {
 	case bot.StateVerifying:
 		n.Lines = append(n.Lines, "Next: verify with Microsoft (MFA). The link is on its way to your personal chat.")
-		n.Actions = []any{execute("Cancel request", "cancel", r.ID, "")}
 	case bot.StatePending:
 		n.Lines = append(n.Lines, "Waiting for approval by "+approversText(g)+".")
-		n.Actions = []any{execute("Cancel request", "cancel", r.ID, "")}
 	case bot.StateScheduled:
 		n.Lines = append(n.Lines, "No approval needed.")
-		n.Actions = []any{execute("Cancel request", "cancel", r.ID, "")}
 	case bot.StateApplied:
 		n.Title = "Extension " + r.ID + " applied"
 		n.Lines = append(n.Lines, "No approval needed.")
@@ -191,9 +187,10 @@ func SubmittedCard(v View, r *bot.Request, g *bot.Group) Card {
 	return noticeCard(n)
 }
 
-// ResultCard answers an action on a request (cancel, deactivate, extend) with where it stands.
-func ResultCard(v View, heading string, r *bot.Request) Card {
-	return noticeCard(notice{Title: heading, Tone: toneGood, Lines: []string{statusLine(v, r)}})
+// ResultCard answers an action on a request (cancel, deactivate, extend) with where it
+// stands and what the engine offers the person now (acts).
+func ResultCard(v View, heading string, r *bot.Request, acts []bot.Action) Card {
+	return noticeCard(notice{Title: heading, Tone: toneGood, Lines: []string{statusLine(v, r, acts)}})
 }
 
 // MessageCard carries one reply that may quote what people typed (an error, a hint).
@@ -201,36 +198,33 @@ func MessageCard(heading, text, tone string) Card {
 	return noticeCard(notice{Title: heading, Tone: tone, Lines: []string{text}})
 }
 
-// StatusCard lists the person's requests, newest first.
-func StatusCard(v View, rs []*bot.Request) Card {
+// StatusCard lists the person's requests, newest first, each with the commands of what the
+// engine offers them (acts, by request id).
+func StatusCard(v View, rs []*bot.Request, acts map[string][]bot.Action) Card {
 	if len(rs) == 0 {
 		return noticeCard(notice{Title: "You have no requests",
 			Lines: []string{"Type activate to ask for access, or groups to see what you may activate."}})
 	}
 	body := []any{title("Your requests", "")}
 	for _, r := range rs {
-		p := para(statusLine(v, r))
+		p := para(statusLine(v, r, acts[r.ID]))
 		p["separator"] = true
 		body = append(body, p)
 	}
 	return newCard(body, nil)
 }
 
-// statusLine is one request in words, with the commands that apply to it.
-func statusLine(v View, r *bot.Request) string {
+// statusLine is one request in words, with the commands of the actions the engine offers.
+func statusLine(v View, r *bot.Request, acts []bot.Action) string {
 	l := fmt.Sprintf("Request %s · %s · %s", r.ID, r.State.Label(), r.What())
 	if w := r.When(v.Now, v.loc()); w != "" && r.State != bot.StateActive && r.State != bot.StateEnded {
 		l += " " + w
 	}
 	switch r.State {
-	case bot.StateVerifying:
-		l += " · verify " + r.ID + " · cancel " + r.ID
 	case bot.StatePending:
-		l += fmt.Sprintf(" (%d of %d approvals) · cancel %s", len(r.Approvals), r.ApprovalsRequired, r.ID)
-	case bot.StateScheduled:
-		l += " · cancel " + r.ID
+		l += fmt.Sprintf(" (%d of %d approvals)", len(r.Approvals), r.ApprovalsRequired)
 	case bot.StateActive:
-		l += ", until " + v.time(r.EndsAt) + " · deactivate " + r.ID + " · extend " + r.ID
+		l += ", until " + v.time(r.EndsAt)
 	case bot.StateDenied:
 		if r.DenyReason != "" {
 			l += ": " + r.DenyReason
@@ -240,7 +234,7 @@ func statusLine(v View, r *bot.Request) string {
 			l += " (" + r.EndReason + ")"
 		}
 	}
-	return l
+	return l + actionHints(r.ID, acts)
 }
 
 func whatWhen(v View, r *bot.Request) string {

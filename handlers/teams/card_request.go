@@ -7,10 +7,11 @@ import (
 	"github.com/pimbot/pimbot/bot"
 )
 
-// ApprovalCard is the approvers' card in the approval channel: the request and its state and,
-// while it is pending, Approve and Deny (Deny asks for a reason). Once decided it shows the
-// outcome and who decided, without buttons. g may be nil (a group no longer in the policy).
-func ApprovalCard(v View, r *bot.Request, g *bot.Group) Card {
+// ApprovalCard is the approvers' card in the approval channel: the request and its state and
+// the buttons of what the engine offers an approver (bot.Engine.ApproverActions: Approve and
+// Deny while it is pending; Deny asks for a reason). Once decided it shows the outcome and
+// who decided. g may be nil (a group no longer in the policy).
+func ApprovalCard(v View, r *bot.Request, g *bot.Group, acts []bot.Action) Card {
 	kind := "Access request "
 	if r.Kind == bot.KindExtend {
 		kind = "Extension request "
@@ -28,25 +29,7 @@ func ApprovalCard(v View, r *bot.Request, g *bot.Group) Card {
 	if r.State == bot.StateDenied && r.DenyReason != "" {
 		body = append(body, label("Why it was denied"), para(r.DenyReason))
 	}
-	var actions []any
-	if r.State == bot.StatePending {
-		actions = []any{
-			execute("Approve", "approve", r.ID, "positive"),
-			map[string]any{
-				"type":  "Action.ShowCard",
-				"title": "Deny",
-				"card": map[string]any{
-					"type": "AdaptiveCard",
-					"body": []any{map[string]any{
-						"type": "Input.Text", "id": "denyReason", "label": "Reason (optional, the requester sees it)",
-						"isMultiline": true, "maxLength": bot.MaxReasonLen, "placeholder": "Why is it denied?",
-					}},
-					"actions": []any{execute("Deny", "deny", r.ID, "destructive")},
-				},
-			},
-		}
-	}
-	return newCard(body, actions)
+	return newCard(body, actionButtons(r.ID, Offer{Actions: acts}))
 }
 
 func requestFacts(v View, r *bot.Request) []fact {

@@ -51,6 +51,8 @@ func golden(t *testing.T, card teams.Card) {
 var (
 	now  = time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
 	view = teams.View{Now: now, Loc: time.UTC}
+	// decide is what the engine offers an approver on a pending request.
+	decide = []bot.Action{bot.ActApprove, bot.ActDeny}
 )
 
 func testGroups(t *testing.T) []*bot.Group {
@@ -86,7 +88,7 @@ func TestCard_FormRefused(t *testing.T) {
 
 func TestCard_ApprovalPending(t *testing.T) {
 	g := testGroups(t)[0]
-	golden(t, teams.ApprovalCard(view, pending(g), g))
+	golden(t, teams.ApprovalCard(view, pending(g), g, decide))
 }
 
 func TestCard_ApprovalQuorumHalfway(t *testing.T) {
@@ -94,7 +96,7 @@ func TestCard_ApprovalQuorumHalfway(t *testing.T) {
 	r := pending(g)
 	r.Approvals = []bot.Decision{{By: bot.User{ID: bobID, Email: "bob@example.com", Name: "Bob"}, At: now.Add(5 * time.Minute), Surface: "teams"}}
 	r.MFAVerifiedAt = now.Add(-time.Minute)
-	golden(t, teams.ApprovalCard(view, r, g))
+	golden(t, teams.ApprovalCard(view, r, g, decide))
 }
 
 func TestCard_ApprovalApprovedActive(t *testing.T) {
@@ -102,7 +104,7 @@ func TestCard_ApprovalApprovedActive(t *testing.T) {
 	r := pending(g)
 	r.State, r.ActivatedAt, r.EndsAt, r.DecidedAt = bot.StateActive, now.Add(10*time.Minute), now.Add(130*time.Minute), now.Add(10*time.Minute)
 	r.Approvals = []bot.Decision{{By: bot.User{ID: bobID, Email: "bob@example.com", Name: "Bob"}, At: now.Add(10 * time.Minute), Surface: "slack"}}
-	golden(t, teams.ApprovalCard(view, r, g))
+	golden(t, teams.ApprovalCard(view, r, g, nil))
 }
 
 func TestCard_ApprovalDenied(t *testing.T) {
@@ -110,14 +112,15 @@ func TestCard_ApprovalDenied(t *testing.T) {
 	r := pending(g)
 	r.State, r.DecidedAt, r.DenyReason = bot.StateDenied, now.Add(3*time.Minute), "use the replica"
 	r.Denial = &bot.Decision{By: bot.User{ID: carolID, Email: "carol@example.com", Name: "Carol"}, At: now.Add(3 * time.Minute)}
-	golden(t, teams.ApprovalCard(view, r, g))
+	golden(t, teams.ApprovalCard(view, r, g, nil))
 }
 
 func TestCard_RequesterActive(t *testing.T) {
 	g := testGroups(t)[0]
 	r := pending(g)
 	r.State, r.ActivatedAt, r.EndsAt = bot.StateActive, now, now.Add(2*time.Hour)
-	card, summary, ok := teams.RequesterNotice(view, bot.Event{Type: bot.EvActivated, Request: r, At: now}, g)
+	o := teams.Offer{Actions: []bot.Action{bot.ActExtend, bot.ActDeactivate}, ExtendBy: time.Hour}
+	card, summary, ok := teams.RequesterNotice(view, bot.Event{Type: bot.EvActivated, Request: r, At: now}, g, o)
 	if !ok || summary != "Request R7KX2M9Q is active" {
 		t.Fatalf("ok=%v summary=%q", ok, summary)
 	}
@@ -129,7 +132,7 @@ func TestCard_RequesterDenied(t *testing.T) {
 	r := pending(g)
 	r.State, r.DenyReason = bot.StateDenied, "use the replica"
 	carol := bot.User{ID: carolID, Email: "carol@example.com", Name: "Carol"}
-	card, _, _ := teams.RequesterNotice(view, bot.Event{Type: bot.EvDenied, Request: r, Actor: &carol, At: now}, g)
+	card, _, _ := teams.RequesterNotice(view, bot.Event{Type: bot.EvDenied, Request: r, Actor: &carol, At: now}, g, teams.Offer{})
 	golden(t, card)
 }
 
@@ -137,14 +140,15 @@ func TestCard_MFA(t *testing.T) {
 	g := testGroups(t)[0]
 	r := pending(g)
 	r.State = bot.StateVerifying
-	golden(t, teams.MFACard(view, r, bot.Challenge{URL: "https://login.microsoftonline.com/tenant/oauth2/v2.0/authorize?state=s", Expires: now.Add(10 * time.Minute)}))
+	golden(t, teams.MFACard(view, r, bot.Challenge{URL: "https://login.microsoftonline.com/tenant/oauth2/v2.0/authorize?state=s", Expires: now.Add(10 * time.Minute)}, []bot.Action{bot.ActVerify, bot.ActCancel}))
 }
 
 func TestCard_Status(t *testing.T) {
 	g := testGroups(t)[0]
 	a, b := pending(g), pending(g)
 	b.ID, b.State, b.ActivatedAt, b.EndsAt = "R2222222", bot.StateActive, now.Add(-time.Hour), now.Add(time.Hour)
-	golden(t, teams.StatusCard(view, []*bot.Request{a, b}))
+	acts := map[string][]bot.Action{a.ID: {bot.ActCancel}, b.ID: {bot.ActExtend, bot.ActDeactivate}}
+	golden(t, teams.StatusCard(view, []*bot.Request{a, b}, acts))
 }
 
 func TestCard_Help(t *testing.T) { golden(t, teams.HelpCard()) }
@@ -159,12 +163,12 @@ func TestCard_PeoplesTextIsInert(t *testing.T) {
 	r.Requester.Name = "Mallory [click](http://evil) **boss**"
 	r.State = bot.StateDenied
 	r.Denial = &bot.Decision{By: bot.User{ID: carolID, Name: "<at>Carol</at>"}, At: now}
-	assertInert(t, teams.ApprovalCard(view, r, g), evil)
-	card, _, _ := teams.RequesterNotice(view, bot.Event{Type: bot.EvDenied, Request: r, Actor: &r.Denial.By}, g)
+	assertInert(t, teams.ApprovalCard(view, r, g, nil), evil)
+	card, _, _ := teams.RequesterNotice(view, bot.Event{Type: bot.EvDenied, Request: r, Actor: &r.Denial.By}, g, teams.Offer{})
 	assertInert(t, card, evil)
 	assertInert(t, teams.FormCard(view, []*bot.Group{g}, teams.Form{Reason: evil}, &bot.FieldError{Field: bot.FieldGroup, Message: evil}, evil), evil)
 	assertInert(t, teams.MessageCard("That did not work", evil, ""), evil)
-	golden(t, teams.ApprovalCard(view, r, g))
+	golden(t, teams.ApprovalCard(view, r, g, nil))
 }
 
 // assertInert checks that text reaches the card only as inert text.

@@ -43,7 +43,7 @@ func (s *Surface) command(ctx context.Context, a bot.Actor, act *schema.Activity
 			return fail(err)
 		}
 		g, _ := s.eng.Policy().Group(r.GroupID)
-		return SubmittedCard(v, r, g), "Request " + r.ID + " submitted"
+		return SubmittedCard(v, r, g, s.eng.Actions(ctx, a, r)), "Request " + r.ID + " submitted"
 	case "status":
 		return s.status(ctx, a, v, rest)
 	case "groups":
@@ -67,7 +67,7 @@ func (s *Surface) command(ctx context.Context, a bot.Actor, act *schema.Activity
 		if r.State == bot.StateCanceled {
 			heading = "Request %s canceled"
 		}
-		return ResultCard(v, fmt.Sprintf(heading, r.ID), r), ""
+		return ResultCard(v, fmt.Sprintf(heading, r.ID), r, s.eng.Actions(ctx, a, r)), ""
 	case "verify":
 		if rest == "" {
 			return needID("verify <id>")
@@ -91,7 +91,7 @@ func (s *Surface) command(ctx context.Context, a bot.Actor, act *schema.Activity
 			return fail(err)
 		}
 		g, _ := s.eng.Policy().Group(r.GroupID)
-		return SubmittedCard(v, r, g), ""
+		return SubmittedCard(v, r, g, s.eng.Actions(ctx, a, r)), ""
 	case "approve", "deny":
 		if rest == "" {
 			return needID(word + " <id>")
@@ -108,7 +108,7 @@ func (s *Surface) command(ctx context.Context, a bot.Actor, act *schema.Activity
 			return fail(err)
 		}
 		g, _ := s.eng.Policy().Group(r.GroupID)
-		return ApprovalCard(v, r, g), ""
+		return ApprovalCard(v, r, g, s.eng.ApproverActions(r)), ""
 	case "channel":
 		if td := teamsData(act); td.channelID != "" {
 			return ChannelIDCard(td.channelID), ""
@@ -128,13 +128,13 @@ func (s *Surface) status(ctx context.Context, a bot.Actor, v View, id string) (C
 		if err != nil {
 			return MessageCard("That did not work", bot.Describe(err), toneAttention), ""
 		}
-		return StatusCard(v, []*bot.Request{r}), ""
+		return StatusCard(v, []*bot.Request{r}, s.actions(ctx, a, []*bot.Request{r})), ""
 	}
 	rs, err := s.eng.List(ctx, a, 20)
 	if err != nil {
 		return MessageCard("That did not work", bot.Describe(err), toneAttention), ""
 	}
-	return StatusCard(v, rs), ""
+	return StatusCard(v, rs, s.actions(ctx, a, rs)), ""
 }
 
 // form renders the activation form for the person's eligible groups.

@@ -101,7 +101,7 @@ func (s *Surface) tellRequester(ctx context.Context, ev bot.Event, g *bot.Group)
 		return nil
 	}
 	v := s.view(ref.Timezone)
-	card, summary, ok := RequesterNotice(v, ev, g)
+	card, summary, ok := RequesterNotice(v, ev, g, s.offer(ctx, s.requester(r), r))
 	if ev.Type == bot.EvMFARequired {
 		card, summary, ok = s.mfaNotice(ctx, v, r), "Request "+r.ID+": verify with Microsoft", true
 	}
@@ -124,9 +124,9 @@ func (s *Surface) mfaNotice(ctx context.Context, v View, r *bot.Request) Card {
 	if err != nil {
 		return noticeCard(notice{Title: "Request " + r.ID + " needs MFA first", Tone: toneAttention,
 			Lines:   []string{"The verification cannot start: " + bot.Describe(err)},
-			Actions: []any{execute("Verify again", "verify", r.ID, ""), execute("Cancel request", "cancel", r.ID, "")}})
+			Actions: actionButtons(r.ID, s.offer(ctx, s.requester(r), r))})
 	}
-	return MFACard(v, r, ch)
+	return MFACard(v, r, ch, s.eng.Actions(ctx, s.requester(r), r))
 }
 
 // personalChat returns the person's 1:1 chat with the bot, creating it when the bot only
@@ -163,7 +163,7 @@ func (s *Surface) tellApprovers(ctx context.Context, ev bot.Event, g *bot.Group,
 	if err != nil {
 		return err
 	}
-	msg := CardMessage(ApprovalCard(s.view(""), r, g), "Access request "+r.ID)
+	msg := CardMessage(ApprovalCard(s.view(""), r, g, s.eng.ApproverActions(r)), "Access request "+r.ID)
 	if !exists {
 		switch {
 		case ev.Type == bot.EvSubmitted && r.State == bot.StatePending:

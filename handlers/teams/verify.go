@@ -19,5 +19,5 @@ func (s *Surface) verifyAgain(ctx context.Context, a bot.Actor, act *schema.Acti
 	if err != nil {
 		return say(err)
 	}
-	return actionResult{card: MFACard(v, r, ch)}
+	return actionResult{card: MFACard(v, r, ch, s.eng.Actions(ctx, a, r))}
 }
