@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/store/storetest"
 	"github.com/redis/go-redis/v9"
 )
@@ -106,7 +107,7 @@ const benchGroupID = "g-bench"
 // boss@example.com (or without approval), no reminders, no per-user limits.
 func benchPolicy(b *testing.B, approval bool) *bot.Policy {
 	b.Helper()
-	pol, err := bot.ParsePolicy("bench.yaml", []byte(benchPolicyYAML(approval)))
+	pol, err := policyfile.Parse("bench.yaml", []byte(benchPolicyYAML(approval)))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	slacksurface "github.com/pimbot/pimbot/handlers/slack"
 	"github.com/pimbot/pimbot/handlers/slack/slackfake"
@@ -79,7 +80,7 @@ func benchSlackAck(b *testing.B, button bool) {
 	rdb, _ := client(b, 0)
 	prefix := storetest.Prefix(b)
 	b.Cleanup(func() { dropPrefix(rdb, prefix) })
-	pol, err := bot.ParsePolicy("ack.yaml", []byte(ackPolicy()))
+	pol, err := policyfile.Parse("ack.yaml", []byte(ackPolicy()))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/store"
 	"github.com/pimbot/pimbot/store/storetest"
 	"github.com/redis/go-redis/v9"
@@ -18,7 +19,7 @@ import (
 // as an operator's edit and restart does.
 func (e *env) restart(policy string) {
 	e.t.Helper()
-	pol, err := bot.ParsePolicy("test.yaml", []byte(policy))
+	pol, err := policyfile.Parse("test.yaml", []byte(policy))
 	if err != nil {
 		e.t.Fatal(err)
 	}

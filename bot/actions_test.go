@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 )
 
 // allActions is every action, in the engine's display order.
@@ -164,7 +165,7 @@ func newWorld(t *testing.T, state string, who string, cond condition) world {
 		if cond == notEligible {
 			changed = edit(t, actionsPolicy(t), "eligible: [alice@example.com, group:sre@example.com]", "eligible: [group:sre@example.com]")
 		}
-		pol, err := bot.ParsePolicy("test.yaml", []byte(changed))
+		pol, err := policyfile.Parse("test.yaml", []byte(changed))
 		if err != nil {
 			t.Fatal(err)
 		}

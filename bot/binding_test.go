@@ -5,12 +5,13 @@ import (
 	"testing"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 )
 
 // A chat account is owned by the directory user whose mail or UPN is its profile e-mail, or
 // by the one the operator listed for it in identity_binding_exceptions; nobody else.
 func TestBinding_WhoOwnsAChatAccount(t *testing.T) {
-	pol, err := bot.ParsePolicy("p.yaml", []byte(edit(t, testPolicy, "settings: {requests_per_minute: 0, max_pending: 0}",
+	pol, err := policyfile.Parse("p.yaml", []byte(edit(t, testPolicy, "settings: {requests_per_minute: 0, max_pending: 0}",
 		"settings: {requests_per_minute: 0, max_pending: 0, identity_binding: entra_signin, identity_binding_exceptions: {Alice.Smith@Chat.example: alice@example.com}}")))
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +34,7 @@ func TestBinding_WhoOwnsAChatAccount(t *testing.T) {
 			t.Errorf("Owns(%q, %s) = %v, want %v", c.email, c.u.Email, got, c.owns)
 		}
 	}
-	_, err = bot.ParsePolicy("p.yaml", []byte(edit(t, testPolicy, "settings: {requests_per_minute: 0, max_pending: 0}",
+	_, err = policyfile.Parse("p.yaml", []byte(edit(t, testPolicy, "settings: {requests_per_minute: 0, max_pending: 0}",
 		"settings: {requests_per_minute: 0, max_pending: 0, identity_binding_exceptions: {alice: alice@example.com}}")))
 	if err == nil || !strings.Contains(err.Error(), "both sides must be e-mail addresses") {
 		t.Fatalf("a malformed exception: %v", err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/store"
 	"github.com/pimbot/pimbot/store/storetest"
@@ -120,7 +121,7 @@ func newEnv(t *testing.T) *env { return newEnvPolicy(t, testPolicy) }
 
 func newEnvPolicy(t *testing.T, policy string) *env {
 	t.Helper()
-	pol, err := bot.ParsePolicy("test.yaml", []byte(policy))
+	pol, err := policyfile.Parse("test.yaml", []byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pimbot/pimbot"
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 )
 
 // The quick-form parser never panics, and every refusal is a FieldError naming a form field.
@@ -60,7 +61,7 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add("groups: [\n")
 	f.Add("settings: {timezone: 5}\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := bot.ParsePolicy("fuzz.yaml", []byte(s))
+		p, err := policyfile.Parse("fuzz.yaml", []byte(s))
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
 				t.Fatalf("error does not name the file: %v", err)

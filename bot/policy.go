@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"errors"
 	"sort"
 	"strings"
 	"time"
@@ -80,6 +81,39 @@ type Policy struct {
 	DirGroups []SeedGroup
 	byName    map[string]*Group
 	byID      map[string]*Group
+}
+
+// NewPolicy starts an empty policy read from source, with the default settings (the policy
+// file reader fills it).
+func NewPolicy(source string) *Policy {
+	return &Policy{Source: source, Settings: DefaultSettings(), byName: map[string]*Group{}, byID: map[string]*Group{}}
+}
+
+// DefaultSettings are the settings of a policy file that sets none.
+func DefaultSettings() Settings {
+	return Settings{Retention: 30 * 24 * time.Hour, StartTolerance: 5 * time.Minute, RequestsPerMinute: 10, MaxPending: 5,
+		Timezone: time.UTC, MFATimeout: 10 * time.Minute, IdentityBinding: "email"}
+}
+
+// Errors of AddGroup.
+var (
+	ErrGroupNameTaken = errors.New("a group of that name exists already")
+	ErrGroupIDTaken   = errors.New("a group with that id exists already")
+)
+
+// AddGroup adds a group to the policy, after those added before; a second group with the
+// same name or id is refused (ErrGroupNameTaken, ErrGroupIDTaken).
+func (p *Policy) AddGroup(g *Group) error {
+	if _, dup := p.byName[strings.ToLower(g.Name)]; dup {
+		return ErrGroupNameTaken
+	}
+	if _, dup := p.byID[strings.ToLower(g.ID)]; dup {
+		return ErrGroupIDTaken
+	}
+	p.byName[strings.ToLower(g.Name)] = g
+	p.byID[strings.ToLower(g.ID)] = g
+	p.Groups = append(p.Groups, g)
+	return nil
 }
 
 // Group finds a group by name (case-insensitive) or object id.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/store"
 	"github.com/pimbot/pimbot/store/storetest"
@@ -145,7 +146,7 @@ directory:
 func TestReplicas_OneDiesMidWave_EveryGrantAddedOnceRemovedOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pol, err := bot.ParsePolicy("wave.yaml", []byte(wavePolicy()))
+	pol, err := policyfile.Parse("wave.yaml", []byte(wavePolicy()))
 	if err != nil {
 		t.Fatal(err)
 	}

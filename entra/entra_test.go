@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/entra"
 	"github.com/pimbot/pimbot/entra/entrafake"
 	"github.com/pimbot/pimbot/graphclient/local"
@@ -53,7 +54,7 @@ type world struct {
 
 func newWorld(t *testing.T, opts ...func(*entra.Config)) *world {
 	t.Helper()
-	pol, err := bot.ParsePolicy("p.yaml", []byte(policy))
+	pol, err := policyfile.Parse("p.yaml", []byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +334,7 @@ func (w *world) audited(t *testing.T, typ string) int {
 }
 
 func TestMFA_NotConfiguredRefusesClearly(t *testing.T) {
-	pol, _ := bot.ParsePolicy("p.yaml", []byte(policy))
+	pol, _ := policyfile.Parse("p.yaml", []byte(policy))
 	dir := local.New(pol)
 	eng := bot.New(bot.Config{Policy: pol, Store: storetest.New(t), Directory: dir})
 	u, _ := dir.ResolveUser(context.Background(), "alice")
@@ -412,7 +413,7 @@ func TestBinding_ObeysMFAWhereThePolicyAsksForIt(t *testing.T) {
 // The authority must be reached over https (plain http on loopback only), and discovery must
 // name this tenant's issuer at that authority.
 func TestDiscovery_AuthorityAndIssuerAreChecked(t *testing.T) {
-	pol, _ := bot.ParsePolicy("p.yaml", []byte(policy))
+	pol, _ := policyfile.Parse("p.yaml", []byte(policy))
 	st := storetest.New(t)
 	eng := bot.New(bot.Config{Policy: pol, Store: st, Directory: local.New(pol)})
 	for _, login := range []string{"http://login.example.com", "ftp://login.example.com"} {
@@ -449,7 +450,7 @@ func TestMFA_DeviceSignInSurvivesARestart(t *testing.T) {
 	}
 	// The process that started it is gone; another starts on the same Redis.
 	finished := make(chan error, 1)
-	pol, _ := bot.ParsePolicy("p.yaml", []byte(policy))
+	pol, _ := policyfile.Parse("p.yaml", []byte(policy))
 	eng2 := bot.New(bot.Config{Policy: pol, Store: w.st, Directory: w.dir})
 	v2, err := entra.New(entra.Config{LoginURL: w.idp.URL, TenantID: "contoso.onmicrosoft.com", ClientID: "app-1", ClientSecret: "s3cret",
 		PublicURL: w.bot.URL, AuthContext: "c1", DevicePollInterval: 20 * time.Millisecond,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/store"
 	"github.com/pimbot/pimbot/store/storetest"
@@ -63,7 +64,7 @@ func TestMain(m *testing.M) {
 }
 
 func runWorker() {
-	pol, err := bot.ParsePolicy("crash.yaml", []byte(crashPolicy()))
+	pol, err := policyfile.Parse("crash.yaml", []byte(crashPolicy()))
 	if err != nil {
 		panic(err)
 	}
@@ -92,7 +93,7 @@ func TestCrash_KillNineAnywhere(t *testing.T) {
 		t.Skip("the worker process needs a real Redis (an embedded one lives in this process only)")
 	}
 	prefix := storetest.Prefix(t)
-	pol, err := bot.ParsePolicy("crash.yaml", []byte(crashPolicy()))
+	pol, err := policyfile.Parse("crash.yaml", []byte(crashPolicy()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pimbot/pimbot"
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/store"
 	"github.com/redis/go-redis/v9"
@@ -77,7 +78,7 @@ func TestRedisRestart_NothingLostAndWorkResumes(t *testing.T) {
 	srv := startOwnRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.addr(), DialTimeout: 200 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, MaxRetries: 1})
 	defer rdb.Close()
-	pol, err := bot.ParsePolicy("example", pimbot.ExamplePolicy)
+	pol, err := policyfile.Parse("example", pimbot.ExamplePolicy)
 	if err != nil {
 		t.Fatal(err)
 	}

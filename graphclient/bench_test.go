@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient"
 	"github.com/pimbot/pimbot/graphclient/graphfake"
 	"github.com/pimbot/pimbot/store/storetest"
@@ -54,7 +55,7 @@ func expiryWave(b *testing.B, n int, throttled float64) (p50, p99 time.Duration,
 		f.AddUser(graphfake.User{ID: ids[i], Mail: eligible[i], UPN: eligible[i]})
 	}
 	f.AddGroup("7c1e0f8a-0000-4000-8000-0000000000b1", "shift@example.com", ids...) // eligibility through a group
-	pol, err := bot.ParsePolicy("wave.yaml", []byte(`
+	pol, err := policyfile.Parse("wave.yaml", []byte(`
 settings: {requests_per_minute: 0, max_pending: 0}
 groups:
   - {name: prod, id: `+gProd+`, eligible: [group:shift@example.com], require_approval: false, require_justification: false, min_duration: 1s, reminder_before: 0s}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/store/storetest"
 )
 
@@ -57,7 +58,7 @@ groups:
 func TestDrift_ReportAndRemoveAgainstGraph(t *testing.T) {
 	f, d := tenant(t)
 	ctx := context.Background()
-	pol, err := bot.ParsePolicy("drift.yaml", []byte(driftPolicy))
+	pol, err := policyfile.Parse("drift.yaml", []byte(driftPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestDrift_ReportAndRemoveAgainstGraph(t *testing.T) {
 func TestTransitiveEligibilityThroughTheEngine(t *testing.T) {
 	f, d := tenant(t)
 	ctx := context.Background()
-	pol, err := bot.ParsePolicy("drift.yaml", []byte(driftPolicy))
+	pol, err := policyfile.Parse("drift.yaml", []byte(driftPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}

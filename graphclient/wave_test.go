@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/graphfake"
 	"github.com/pimbot/pimbot/store/storetest"
 )
@@ -35,7 +36,7 @@ func TestExpiryWaveThrough503Window(t *testing.T) {
 		f.AddUser(graphfake.User{ID: id, Mail: fmt.Sprintf("w%d@example.com", i), UPN: fmt.Sprintf("w%d@example.com", i)})
 		members = append(members, fmt.Sprintf("w%d@example.com", i))
 	}
-	pol, err := bot.ParsePolicy("wave.yaml", []byte(`
+	pol, err := policyfile.Parse("wave.yaml", []byte(`
 settings: {requests_per_minute: 0, max_pending: 0}
 groups:
   - {name: prod, id: `+gProd+`, eligible: [group:engineering@example.com, `+strings.Join(members, ", ")+`], require_approval: false, require_justification: false, reminder_before: 0s}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/store"
 	"github.com/redis/go-redis/v9"
@@ -196,7 +197,7 @@ func TestCluster_LifecycleOnEachMaster(t *testing.T) {
 
 func runClusterLifecycle(t *testing.T, rdb redis.UniversalClient, prefix string) {
 	ctx := context.Background()
-	pol, err := bot.ParsePolicy("cluster.yaml", []byte(clusterPolicy))
+	pol, err := policyfile.Parse("cluster.yaml", []byte(clusterPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pimbot/pimbot"
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/store"
 )
@@ -19,7 +20,7 @@ func TestEmbeddedRedis_RunsTheWholeLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	pol, err := bot.ParsePolicy("example", pimbot.ExamplePolicy)
+	pol, err := policyfile.Parse("example", pimbot.ExamplePolicy)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pimbot/pimbot"
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/obs"
 	"github.com/pimbot/pimbot/store"
@@ -81,9 +82,9 @@ func loadPolicy(getenv func(string) string, log *slog.Logger) (*bot.Policy, erro
 	}
 	if path == "" {
 		log.Info("no PIMBOT_CONFIG and no ./pimbot.yaml: using the built-in example policy (pimbot.example.yaml)")
-		return bot.ParsePolicy("pimbot.example.yaml (built in)", pimbot.ExamplePolicy)
+		return policyfile.Parse("pimbot.example.yaml (built in)", pimbot.ExamplePolicy)
 	}
-	pol, err := bot.LoadPolicyFile(path)
+	pol, err := policyfile.Load(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("PIMBOT_CONFIG=%s: no such file", path)
 	}

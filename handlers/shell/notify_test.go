@@ -7,6 +7,7 @@ import (
 
 	"github.com/pimbot/pimbot"
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/handlers/shell"
 	"github.com/pimbot/pimbot/store/storetest"
@@ -17,7 +18,7 @@ import (
 func TestShell_DriftIsToldToTheApprovers(t *testing.T) {
 	policy := strings.Replace(string(pimbot.ExamplePolicy), "    require_approval: false\n",
 		"    require_approval: false\n    standing_access: remove\n", 1)
-	pol, err := bot.ParsePolicy("policy.yaml", []byte(policy))
+	pol, err := policyfile.Parse("policy.yaml", []byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}

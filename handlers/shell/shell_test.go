@@ -11,6 +11,7 @@ import (
 
 	"github.com/pimbot/pimbot"
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/handlers/shell"
 	"github.com/pimbot/pimbot/store/storetest"
@@ -36,7 +37,7 @@ type term struct {
 // start runs a shell on the policy; setup runs on the engine before the shell starts.
 func start(t *testing.T, policy []byte, setup ...func(*bot.Engine)) *term {
 	t.Helper()
-	pol, err := bot.ParsePolicy("policy.yaml", policy)
+	pol, err := policyfile.Parse("policy.yaml", policy)
 	if err != nil {
 		t.Fatal(err)
 	}

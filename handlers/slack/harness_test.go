@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/handlers/slack/slackfake"
 	"github.com/pimbot/pimbot/store"
@@ -133,7 +134,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 
 func newEnvPolicy(t testing.TB, policy string, opts ...envOpt) *env {
 	t.Helper()
-	pol, err := bot.ParsePolicy("test.yaml", []byte(policy))
+	pol, err := policyfile.Parse("test.yaml", []byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}

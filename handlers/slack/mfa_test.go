@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/handlers/slack/slackfake"
 )
 
@@ -118,7 +119,7 @@ func TestMFA_LinkFirstThenApprovers(t *testing.T) {
 
 func TestBinding_SignInInsteadOfEmail(t *testing.T) {
 	policy := policyWith("", ", identity_binding: entra_signin")
-	pol, err := bot.ParsePolicy("t.yaml", []byte(policy))
+	pol, err := policyfile.Parse("t.yaml", []byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}

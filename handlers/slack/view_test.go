@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/slack-go/slack"
 )
 
@@ -68,7 +69,7 @@ var (
 
 func testGroups(t *testing.T) *bot.Policy {
 	t.Helper()
-	pol, err := bot.ParsePolicy("test.yaml", []byte(testPolicy))
+	pol, err := policyfile.Parse("test.yaml", []byte(testPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/handlers/teams"
 )
 
@@ -57,7 +58,7 @@ var (
 
 func testGroups(t *testing.T) []*bot.Group {
 	t.Helper()
-	pol, err := bot.ParsePolicy("test.yaml", []byte(strings.Replace(testPolicy, "directory:", `  - name: ticketed
+	pol, err := policyfile.Parse("test.yaml", []byte(strings.Replace(testPolicy, "directory:", `  - name: ticketed
     id: 7c1e0f8a-0000-4000-8000-000000000003
     eligible: [alice@example.com]
     require_ticket: true

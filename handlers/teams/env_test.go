@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/handlers/teams"
 	"github.com/pimbot/pimbot/handlers/teams/teamsfake"
@@ -102,7 +103,7 @@ func newEnv(t testing.TB) *env { return newEnvWith(t, testPolicy, true) }
 // unless known is false.
 func newEnvWith(t testing.TB, policy string, known bool) *env {
 	t.Helper()
-	pol, err := bot.ParsePolicy("test.yaml", []byte(policy))
+	pol, err := policyfile.Parse("test.yaml", []byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package bot_test
+package policyfile_test
 
 import (
 	"os"
@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/pimbot/pimbot"
-	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/bot/policyfile"
 )
 
 func TestPolicy_ExampleLoadsWithDefaultsInherited(t *testing.T) {
-	p, err := bot.ParsePolicy("pimbot.example.yaml", pimbot.ExamplePolicy)
+	p, err := policyfile.Parse("pimbot.example.yaml", pimbot.ExamplePolicy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestPolicy_ExampleLoadsWithDefaultsInherited(t *testing.T) {
 		t.Fatal("lookup by object id failed")
 	}
 	// The file in the repository is the one embedded.
-	onDisk, err := os.ReadFile("../pimbot.example.yaml")
+	onDisk, err := os.ReadFile("../../pimbot.example.yaml")
 	if err != nil || string(onDisk) != string(pimbot.ExamplePolicy) {
 		t.Fatal("embedded example differs from pimbot.example.yaml")
 	}
@@ -73,11 +73,11 @@ func TestPolicy_BadFilesNameFileLineAndField(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := bot.ParsePolicy("bad.yaml", []byte(c.yaml))
+			_, err := policyfile.Parse("bad.yaml", []byte(c.yaml))
 			if err == nil {
 				t.Fatalf("accepted; want error containing %q", c.want)
 			}
-			if !strings.Contains(err.Error(), c.want) || !bot.IsPolicyError(err) {
+			if !strings.Contains(err.Error(), c.want) || !policyfile.IsError(err) {
 				t.Fatalf("error %q\nwant it to contain %q", err, c.want)
 			}
 		})
@@ -85,7 +85,7 @@ func TestPolicy_BadFilesNameFileLineAndField(t *testing.T) {
 }
 
 func TestPolicy_DefaultsApplyToEveryGroupAndGroupsOverride(t *testing.T) {
-	p, err := bot.ParsePolicy("p.yaml", []byte(`
+	p, err := policyfile.Parse("p.yaml", []byte(`
 defaults: {max_duration: 2h, require_ticket: true, approvers: [boss@example.com], approval_channel: {slack: C1}}
 groups:
   - {name: a, id: "1", eligible: [x]}
@@ -109,21 +109,21 @@ groups:
 
 func TestPolicy_AuditChannelPerSurfaceIsOptional(t *testing.T) {
 	base := "groups:\n  - {name: g, id: g1, eligible: [a@example.com], require_approval: false}\n"
-	p, err := bot.ParsePolicy("p.yaml", []byte("settings:\n  audit_channel: {slack: C0AUDIT, teams: \"19:audit@thread.tacv2\"}\n"+base))
+	p, err := policyfile.Parse("p.yaml", []byte("settings:\n  audit_channel: {slack: C0AUDIT, teams: \"19:audit@thread.tacv2\"}\n"+base))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := p.Settings.AuditChannel; len(got) != 2 || got["slack"] != "C0AUDIT" || got["teams"] != "19:audit@thread.tacv2" {
 		t.Fatalf("audit channels: %v", got)
 	}
-	p, err = bot.ParsePolicy("p.yaml", []byte("settings:\n  audit_channel: {teams: \"19:audit@thread.tacv2\"}\n"+base))
+	p, err = policyfile.Parse("p.yaml", []byte("settings:\n  audit_channel: {teams: \"19:audit@thread.tacv2\"}\n"+base))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := p.Settings.AuditChannel; len(got) != 1 || got["slack"] != "" {
 		t.Fatalf("teams only: %v", got)
 	}
-	p, err = bot.ParsePolicy("p.yaml", []byte(base))
+	p, err = policyfile.Parse("p.yaml", []byte(base))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,11 @@
-package bot
+package policyfile
 
 import (
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/pimbot/pimbot/bot"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -18,7 +19,7 @@ func (p *parser) errf(n *yaml.Node, field, format string, args ...any) error {
 	if n != nil {
 		line = n.Line
 	}
-	return &PolicyError{File: p.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
+	return &Error{File: p.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 // fields checks a mapping node's keys against the allowed ones and returns key -> value node.
@@ -82,7 +83,7 @@ func (p *parser) duration(n *yaml.Node, field string) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	d, err := ParseDuration(s)
+	d, err := bot.ParseDuration(s)
 	if err != nil {
 		return 0, p.errf(n, field, "%v", err)
 	}
@@ -117,7 +118,7 @@ func (p *parser) list(n *yaml.Node, field string) ([]string, error) {
 	return out, nil
 }
 
-func (p *parser) settings(n *yaml.Node, s *Settings) error {
+func (p *parser) settings(n *yaml.Node, s *bot.Settings) error {
 	f, err := p.fields(n, "settings", "retention", "start_tolerance", "requests_per_minute", "max_pending", "timezone", "mfa_timeout", "identity_binding", "identity_binding_exceptions", "audit_channel")
 	if err != nil {
 		return err
@@ -198,7 +199,7 @@ func (p *parser) settings(n *yaml.Node, s *Settings) error {
 	return nil
 }
 
-func (p *parser) group(n *yaml.Node, i int, def Group) (*Group, error) {
+func (p *parser) group(n *yaml.Node, i int, def bot.Group) (*bot.Group, error) {
 	path := fmt.Sprintf("groups[%d]", i)
 	if n.Kind == yaml.MappingNode { // name the group in every message about it
 		for j := 0; j+1 < len(n.Content); j += 2 {
@@ -213,7 +214,7 @@ func (p *parser) group(n *yaml.Node, i int, def Group) (*Group, error) {
 		return nil, err
 	}
 	g := def
-	g.Access = append([]Access(nil), def.Access...)
+	g.Access = append([]bot.Access(nil), def.Access...)
 	g.Line = n.Line
 	for _, k := range []string{"name", "id"} {
 		v, ok := f[k]
@@ -257,9 +258,9 @@ func (p *parser) group(n *yaml.Node, i int, def Group) (*Group, error) {
 	case g.MinDuration <= 0 || g.MaxDuration <= 0:
 		return nil, p.errf(at("max_duration"), path+".min_duration", "min and max durations must be positive")
 	case g.MinDuration > g.MaxDuration:
-		return nil, p.errf(at("min_duration"), path+".min_duration", "%s is longer than max_duration %s", FormatDuration(g.MinDuration), FormatDuration(g.MaxDuration))
+		return nil, p.errf(at("min_duration"), path+".min_duration", "%s is longer than max_duration %s", bot.FormatDuration(g.MinDuration), bot.FormatDuration(g.MaxDuration))
 	case g.DefaultDuration < g.MinDuration || g.DefaultDuration > g.MaxDuration:
-		return nil, p.errf(at("default_duration"), path+".default_duration", "%s is outside min_duration..max_duration (%s..%s)", FormatDuration(g.DefaultDuration), FormatDuration(g.MinDuration), FormatDuration(g.MaxDuration))
+		return nil, p.errf(at("default_duration"), path+".default_duration", "%s is outside min_duration..max_duration (%s..%s)", bot.FormatDuration(g.DefaultDuration), bot.FormatDuration(g.MinDuration), bot.FormatDuration(g.MaxDuration))
 	case g.PendingTimeout < time.Minute:
 		return nil, p.errf(at("pending_timeout"), path+".pending_timeout", "must be at least 1m")
 	case g.RequireApproval && len(g.Approvers) == 0:
@@ -279,7 +280,7 @@ func hasGroupRef(xs []string) bool {
 	return false
 }
 
-func (p *parser) directory(n *yaml.Node, pol *Policy) error {
+func (p *parser) directory(n *yaml.Node, pol *bot.Policy) error {
 	f, err := p.fields(n, "directory", "users", "groups")
 	if err != nil {
 		return err
@@ -294,7 +295,7 @@ func (p *parser) directory(n *yaml.Node, pol *Policy) error {
 			if err != nil {
 				return err
 			}
-			var su SeedUser
+			var su bot.SeedUser
 			for k, v := range uf {
 				if k == "disabled" {
 					if su.Disabled, err = p.boolean(v, join(path, k)); err != nil {
@@ -333,7 +334,7 @@ func (p *parser) directory(n *yaml.Node, pol *Policy) error {
 			if err != nil {
 				return err
 			}
-			var sg SeedGroup
+			var sg bot.SeedGroup
 			for k, v := range gf {
 				field := join(path, k)
 				switch k {

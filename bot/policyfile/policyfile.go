@@ -1,4 +1,7 @@
-package bot
+// Package policyfile reads pimbot's policy file (YAML) into a bot.Policy: strictly (unknown
+// keys are errors), and every mistake names the file, the line and the field. It lives apart
+// from package bot so that the core depends on the standard library only.
+package policyfile
 
 import (
 	"bytes"
@@ -9,27 +12,28 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pimbot/pimbot/bot"
 	"go.yaml.in/yaml/v3"
 )
 
-// LoadPolicyFile reads and validates a policy file.
-func LoadPolicyFile(path string) (*Policy, error) {
+// Load reads and validates a policy file.
+func Load(path string) (*bot.Policy, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read policy: %w", err)
 	}
-	return ParsePolicy(path, data)
+	return Parse(path, data)
 }
 
-// PolicyError names the file, the line and the field that is wrong.
-type PolicyError struct {
+// Error names the file, the line and the field that is wrong.
+type Error struct {
 	File  string
 	Line  int
 	Field string
 	Msg   string
 }
 
-func (e *PolicyError) Error() string {
+func (e *Error) Error() string {
 	loc := e.File
 	if e.Line > 0 {
 		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
@@ -49,9 +53,9 @@ var groupKeys = []string{
 }
 
 // builtinDefaults are what a group gets when neither it nor defaults: says otherwise.
-func builtinDefaults() Group {
-	return Group{
-		Access:               []Access{Member},
+func builtinDefaults() bot.Group {
+	return bot.Group{
+		Access:               []bot.Access{bot.Member},
 		RequireApproval:      true,
 		ApprovalsRequired:    1,
 		RequireJustification: true,
@@ -67,7 +71,7 @@ func builtinDefaults() Group {
 }
 
 // applyGroupKeys sets g's fields from the given keys (used for defaults and each group).
-func (p *parser) applyGroupKeys(g *Group, f map[string]*yaml.Node, path string) error {
+func (p *parser) applyGroupKeys(g *bot.Group, f map[string]*yaml.Node, path string) error {
 	var err error
 	for _, k := range groupKeys {
 		n, ok := f[k]
@@ -83,7 +87,7 @@ func (p *parser) applyGroupKeys(g *Group, f map[string]*yaml.Node, path string) 
 			}
 			g.Access = nil
 			for _, x := range xs {
-				a, ok := ParseAccess(x)
+				a, ok := bot.ParseAccess(x)
 				if !ok {
 					return p.errf(n, field, "%q is not an access kind; use member, owner or both", x)
 				}
@@ -161,26 +165,24 @@ func (p *parser) applyGroupKeys(g *Group, f map[string]*yaml.Node, path string) 
 	return nil
 }
 
-// ParsePolicy validates a policy file's bytes; name is used in error messages.
-func ParsePolicy(name string, data []byte) (*Policy, error) {
+// Parse validates a policy file's bytes; name is used in error messages.
+func Parse(name string, data []byte) (*bot.Policy, error) {
 	p := &parser{file: name}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-		return nil, &PolicyError{File: name, Msg: "the file is empty; it needs at least a groups: list"}
+		return nil, &Error{File: name, Msg: "the file is empty; it needs at least a groups: list"}
 	} else if err != nil {
-		return nil, &PolicyError{File: name, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, &Error{File: name, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
 	if len(doc.Content) == 0 {
-		return nil, &PolicyError{File: name, Msg: "the file is empty; it needs at least a groups: list"}
+		return nil, &Error{File: name, Msg: "the file is empty; it needs at least a groups: list"}
 	}
 	top, err := p.fields(doc.Content[0], "", "settings", "defaults", "groups", "directory")
 	if err != nil {
 		return nil, err
 	}
-	pol := &Policy{Source: name, byName: map[string]*Group{}, byID: map[string]*Group{}}
-	pol.Settings = Settings{Retention: 30 * 24 * time.Hour, StartTolerance: 5 * time.Minute, RequestsPerMinute: 10, MaxPending: 5, Timezone: time.UTC,
-		MFATimeout: 10 * time.Minute, IdentityBinding: "email"}
+	pol := bot.NewPolicy(name)
 	if n, ok := top["settings"]; ok {
 		if err := p.settings(n, &pol.Settings); err != nil {
 			return nil, err
@@ -206,15 +208,12 @@ func ParsePolicy(name string, data []byte) (*Policy, error) {
 			return nil, err
 		}
 		path := fmt.Sprintf("groups[%d]", i)
-		if _, dup := pol.byName[strings.ToLower(g.Name)]; dup {
+		switch err := pol.AddGroup(g); {
+		case errors.Is(err, bot.ErrGroupNameTaken):
 			return nil, p.errf(n, path+".name", "group %q is named twice", g.Name)
-		}
-		if _, dup := pol.byID[strings.ToLower(g.ID)]; dup {
+		case errors.Is(err, bot.ErrGroupIDTaken):
 			return nil, p.errf(n, path+".id", "group id %q is used twice", g.ID)
 		}
-		pol.byName[strings.ToLower(g.Name)] = g
-		pol.byID[strings.ToLower(g.ID)] = g
-		pol.Groups = append(pol.Groups, g)
 	}
 	if n, ok := top["directory"]; ok {
 		if err := p.directory(n, pol); err != nil {
@@ -224,8 +223,8 @@ func ParsePolicy(name string, data []byte) (*Policy, error) {
 	return pol, nil
 }
 
-// IsPolicyError reports whether err came from policy validation.
-func IsPolicyError(err error) bool {
-	var pe *PolicyError
+// IsError reports whether err came from policy validation.
+func IsError(err error) bool {
+	var pe *Error
 	return errors.As(err, &pe)
 }
