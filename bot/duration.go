@@ -39,6 +39,30 @@ func ParseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// ReadDuration reads a duration typed for g where one is asked: an empty answer is g's
+// default; one that is no duration, zero, negative or outside g's range is refused with the
+// range, in the words Submit uses.
+func (g *Group) ReadDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return g.DefaultDuration, nil
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		return 0, fieldErr(FieldDuration, "%s; %s allows %s", err.Error(), g.Name, g.DurationRange())
+	}
+	if d <= 0 || d < g.MinDuration || d > g.MaxDuration {
+		return 0, fieldErr(FieldDuration, "%s is not allowed for %s; choose between %s and %s",
+			truncate(s, 32), g.Name, FormatDuration(g.MinDuration), FormatDuration(g.MaxDuration))
+	}
+	return d, nil
+}
+
+// DurationRange is g's allowed range in words, e.g. "5m to 4h".
+func (g *Group) DurationRange() string {
+	return FormatDuration(g.MinDuration) + " to " + FormatDuration(g.MaxDuration)
+}
+
 var durationWords = map[string]time.Duration{
 	"min": time.Minute, "mins": time.Minute, "minute": time.Minute, "minutes": time.Minute,
 	"h": time.Hour, "hr": time.Hour, "hrs": time.Hour, "hour": time.Hour, "hours": time.Hour,
@@ -69,8 +93,9 @@ func FormatDuration(d time.Duration) string {
 	return b.String()
 }
 
-// ParseTime reads a start time: RFC 3339, "2006-01-02 15:04", "15:04" (today, or
-// tomorrow if already past), "now", or "+30m" / "in 30m" (relative).
+// ParseTime reads a start time: RFC 3339, "2026-12-01 14:30", "2026-12-01", "14:30" (today,
+// or tomorrow if already past), "now", or "+30m" / "in 30m" (relative). Its refusals say what
+// it reads in examples (TimeUsage), never in Go's layout strings.
 func ParseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 	t := strings.TrimSpace(s)
 	if loc == nil {
@@ -83,7 +108,7 @@ func ParseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 	case strings.HasPrefix(lower, "+"), strings.HasPrefix(lower, "in "):
 		d, err := ParseDuration(strings.TrimPrefix(strings.TrimPrefix(lower, "+"), "in "))
 		if err != nil {
-			return time.Time{}, fmt.Errorf("%q is not a time; use 15:04, 2006-01-02 15:04, an RFC 3339 time or +30m", truncate(s, 40))
+			return time.Time{}, notATime(s)
 		}
 		return now.Add(d), nil
 	}
@@ -103,7 +128,14 @@ func ParseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 		}
 		return at, nil
 	}
-	return time.Time{}, fmt.Errorf("%q is not a time; use 15:04, 2006-01-02 15:04, an RFC 3339 time or +30m", truncate(s, 40))
+	return time.Time{}, notATime(s)
+}
+
+// TimeUsage says in words which start times ParseTime reads (never Go's layout strings).
+const TimeUsage = "use 14:30, 2026-12-01 14:30, +30m or an RFC 3339 time"
+
+func notATime(s string) error {
+	return fmt.Errorf("%q is not a time; %s", truncate(s, 40), TimeUsage)
 }
 
 func truncate(s string, n int) string {

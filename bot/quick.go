@@ -23,6 +23,10 @@ const QuickUsage = "<group> [member|owner] [for <duration>] [at <time>] [ticket 
 var dateRe = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 
 // ParseQuick parses the quick form. Every refusal is a FieldError naming the field.
+//
+// The options come in any order, each at most once. The reason is the rest of the line from
+// the first word that is not an option, or from an option's second use, whatever that word
+// is: "for 2h for the db migration" asks for 2h because of "for the db migration".
 func ParseQuick(text string, now time.Time, loc *time.Location) (Quick, error) {
 	var q Quick
 	rest := strings.TrimSpace(text)
@@ -30,7 +34,7 @@ func ParseQuick(text string, now time.Time, loc *time.Location) (Quick, error) {
 		return q, fieldErr(FieldReason, "the text is too long (at most %d characters)", 4*MaxReasonLen)
 	}
 	word := func() string {
-		rest = strings.TrimLeft(rest, " \t")
+		rest = strings.TrimLeft(rest, " \t\r\n")
 		i := strings.IndexAny(rest, " \t\r\n")
 		if i < 0 {
 			w := rest
@@ -51,14 +55,23 @@ func ParseQuick(text string, now time.Time, loc *time.Location) (Quick, error) {
 	if q.Group == "" {
 		return q, fieldErr(FieldGroup, "name a group: "+QuickUsage)
 	}
-	seen := map[string]bool{}
+	used := map[string]bool{} // options given so far: access, for, at, ticket
+	last := ""                // the option just read
 	for rest = strings.TrimSpace(rest); rest != ""; rest = strings.TrimSpace(rest) {
 		w := strings.ToLower(peek())
-		if seen[w] {
-			break // a second "for" belongs to the reason
+		option := w
+		if w == "member" || w == "owner" {
+			option = "access"
+			if last == "access" && Access(w) != q.Access {
+				return q, fieldErr(FieldAccess, "say member or owner, not both")
+			}
 		}
-		switch w {
-		case "member", "owner":
+		if used[option] {
+			q.Reason = rest // a second "for" (or at, ticket, member, owner) begins the reason
+			break
+		}
+		switch option {
+		case "access":
 			word()
 			q.Access, _ = ParseAccess(w)
 		case "for":
@@ -77,7 +90,7 @@ func ParseQuick(text string, now time.Time, loc *time.Location) (Quick, error) {
 				return q, fieldErr(FieldDuration, "%s", err.Error())
 			}
 			if v <= 0 {
-				return q, fieldErr(FieldDuration, "the duration must be positive, e.g. for 30m")
+				return q, fieldErr(FieldDuration, "the duration must be positive, not %s; say e.g. for 30m", truncate(d, 32))
 			}
 			q.Duration = v
 		case "at":
@@ -91,7 +104,7 @@ func ParseQuick(text string, now time.Time, loc *time.Location) (Quick, error) {
 			if strings.EqualFold(t, "in") {
 				t = "+" + word()
 			}
-			if t == "" {
+			if t == "" || t == "+" {
 				return q, fieldErr(FieldStart, "say when after at, e.g. at 14:30")
 			}
 			v, err := ParseTime(t, now, loc)
@@ -106,11 +119,12 @@ func ParseQuick(text string, now time.Time, loc *time.Location) (Quick, error) {
 				return q, fieldErr(FieldTicket, "say which ticket after ticket, e.g. ticket INC-1234")
 			}
 		default:
-			q.Reason = rest
+			q.Reason = rest // the first word that is no option begins the reason
 			rest = ""
 			continue
 		}
-		seen[w] = true
+		used[option] = true
+		last = option
 	}
 	return q, nil
 }

@@ -257,15 +257,13 @@ func (e *Engine) observeSubmit(surface string, err error) {
 }
 
 func (e *Engine) unknownGroup(ctx context.Context, a Actor, name string) error {
-	gs, err := e.EligibleGroups(ctx, a.User)
-	if err != nil || len(gs) == 0 {
-		return fieldErr(FieldGroup, "there is no group %q", truncate(name, 64))
+	var names []string
+	if gs, err := e.EligibleGroups(ctx, a.User); err == nil {
+		for _, g := range gs {
+			names = append(names, g.Name)
+		}
 	}
-	names := make([]string, len(gs))
-	for i, g := range gs {
-		names[i] = g.Name
-	}
-	return fieldErr(FieldGroup, "there is no group %q; you can activate: %s", truncate(name, 64), strings.Join(names, ", "))
+	return NoSuchGroup(name, names, quickWords[a.Surface]...)
 }
 
 func activateJob(r *Request) Job {

@@ -165,6 +165,7 @@ const help = `Commands (the same words as in Slack and Teams):
                                   e.g. /activate prod-db-admins for 2h fixing the outage
   status [<id>]                   your requests and grants (or one request)
   groups                          the groups you may activate
+  pending                         the requests waiting for your approval (approvers; also: inbox)
   approve <id>                    approve a request (approvers)
   deny <id> [<reason>]            deny a request (approvers)
   cancel <id>                     withdraw your pending or scheduled request
@@ -208,6 +209,8 @@ func (s *Shell) handle(ctx context.Context, line string) bool {
 		s.status(ctx, strings.TrimPrefix(rest, "requests"))
 	case "groups":
 		s.groups(ctx)
+	case "pending", "inbox":
+		s.inbox(ctx)
 	case "approve":
 		s.decide(ctx, rest, "approve")
 	case "deny":

@@ -42,6 +42,11 @@ func (s *Surface) command(ctx context.Context, cmd slack.SlashCommand) any {
 			return ephemeralText(busyText)
 		}
 		return nil
+	case "pending", "inbox":
+		if !s.later("inbox", func(ctx context.Context) { s.sendInbox(ctx, o) }) {
+			return ephemeralText(busyText)
+		}
+		return nil
 	}
 	if id, ok := verifyArg(text); ok {
 		if id == "" {

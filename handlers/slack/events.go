@@ -44,6 +44,8 @@ func (s *Surface) message(e *slackevents.MessageEvent) {
 		f = func(ctx context.Context) { s.tellText(ctx, o, helpText) }
 	case "status", "my requests", "requests", "list", "/activate status", "activate status":
 		f = func(ctx context.Context) { s.sendStatus(ctx, o) }
+	case "pending", "inbox", "/activate pending", "activate pending", "/activate inbox", "activate inbox":
+		f = func(ctx context.Context) { s.sendInbox(ctx, o) }
 	case "activate", "/activate":
 		f = func(ctx context.Context) {
 			s.tellText(ctx, o, "Use `/activate` to open the form, or write `activate "+esc(bot.QuickUsage)+"`.")
@@ -86,6 +88,7 @@ func (s *Surface) publishHome(ctx context.Context, slackID string, opened bool) 
 	var (
 		groups  []*bot.Group
 		rs      []*bot.Request
+		waiting inbox
 		problem string
 	)
 	u, err := s.identify(ctx, slackID)
@@ -102,8 +105,10 @@ func (s *Surface) publishHome(ctx context.Context, slackID string, opened bool) 
 	}
 	if err != nil {
 		problem = say(err)
+	} else {
+		waiting = s.readInbox(ctx, u, maxInboxHome)
 	}
-	view := homeView(groups, rs, s.actions(ctx, u, rs), problem, s.now(), s.loc())
+	view := homeView(groups, rs, s.actions(ctx, u, rs), waiting, problem, s.now(), s.loc())
 	if _, err := s.api.PublishViewContext(ctx, slack.PublishViewContextRequest{UserID: slackID, View: view}); err != nil {
 		s.log.Warn("slack views.publish failed", "user", slackID, "err", err)
 	}

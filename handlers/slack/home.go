@@ -11,16 +11,18 @@ import (
 	"github.com/slack-go/slack"
 )
 
-// homeView is the App Home: the groups the person may activate, each with an Activate
-// button, and their requests with the buttons of what the engine offers them (acts, by
-// request id). problem replaces both when the person cannot be served.
-func homeView(groups []*bot.Group, rs []*bot.Request, acts map[string][]bot.Action, problem string, now time.Time, loc *time.Location) slack.HomeTabViewRequest {
+// homeView is the App Home: what waits for the person's approval (only when something
+// does), the groups the person may activate, each with an Activate button, and their
+// requests with the buttons of what the engine offers them (acts, by request id). problem
+// replaces all of it when the person cannot be served.
+func homeView(groups []*bot.Group, rs []*bot.Request, acts map[string][]bot.Action, waiting inbox, problem string, now time.Time, loc *time.Location) slack.HomeTabViewRequest {
 	blocks := []slack.Block{slack.NewHeaderBlock(plain("Just-in-time access"))}
 	if problem != "" {
 		blocks = append(blocks, section(":warning: "+problem))
 		return slack.HomeTabViewRequest{Type: slack.VTHomeTab, Blocks: slack.Blocks{BlockSet: blocks}}
 	}
 	blocks = append(blocks, contextLine("Activate a group when you need it; access ends on its own. `/activate help` explains the commands."))
+	blocks = append(blocks, homeInboxBlocks(waiting, now, loc)...) // at most 13 blocks
 	if len(groups) == 0 {
 		blocks = append(blocks, section("You are not eligible for any group. Ask your administrators to add you to the policy."))
 	}

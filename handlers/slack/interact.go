@@ -48,7 +48,8 @@ func (s *Surface) blockActions(ctx context.Context, cb slack.InteractionCallback
 		var f func(ctx context.Context)
 		switch a.ActionID {
 		case actApprove:
-			name, f = "approve", func(ctx context.Context) { s.approve(ctx, o, id) }
+			fromInbox := strings.HasPrefix(a.BlockID, blockInbox)
+			name, f = "approve", func(ctx context.Context) { s.approve(ctx, o, id, fromInbox) }
 		case actDeny:
 			name, f = "deny form", func(ctx context.Context) { s.openDeny(ctx, o, cb.TriggerID, id) }
 		case actCancel:
@@ -87,16 +88,24 @@ func (s *Surface) blockActions(ctx context.Context, cb slack.InteractionCallback
 }
 
 // approve records the clicking person's approval; the engine decides whether they may.
-func (s *Surface) approve(ctx context.Context, o origin, id string) {
+// fromInbox: the click was on the person's inbox message (or App Home section), which is
+// redrawn without the request.
+func (s *Surface) approve(ctx context.Context, o origin, id string, fromInbox bool) {
 	u, err := s.identify(ctx, o.UserID)
 	if err != nil {
 		s.tellErr(ctx, o, err)
 		return
 	}
-	if _, err := s.eng.Approve(ctx, s.actor(u), id); err != nil {
+	r, err := s.eng.Approve(ctx, s.actor(u), id)
+	if err != nil {
 		s.tellErr(ctx, o, err)
+		return
 	}
-	// On success the approval message is updated by the notification that follows.
+	// The approval message is updated by the notification that follows.
+	s.refreshOwnHome(ctx, u, o.UserID)
+	if fromInbox {
+		s.redrawInbox(ctx, o, u, decidedNote(r))
+	}
 }
 
 // act runs cancel or deactivate for the clicking person.
@@ -325,6 +334,7 @@ func (s *Surface) submitDeny(ctx context.Context, cb slack.InteractionCallback) 
 	if _, err := s.eng.Deny(ctx, s.actor(u), cb.View.PrivateMetadata, reason); err != nil {
 		return refusal(cb.View, err, actReason)
 	}
+	s.refreshOwnHome(ctx, u, cb.User.ID)
 	return nil
 }
 

@@ -425,9 +425,10 @@ const helpText = "*pimbot* gives you just-in-time access to Entra ID groups.\n" 
 	"• `/activate` opens the form: group, member or owner, reason, start and duration.\n" +
 	"• `/activate <group> [member|owner] [for <duration>] [at <time>] [ticket <id>] [<reason...>]` asks at once, e.g. `/activate prod-db-admins for 2h fixing the outage`.\n" +
 	"• `/activate status` (or `status` here) lists your requests and active grants, with buttons to cancel, extend or deactivate.\n" +
+	"• `/activate pending` (or `pending` here) lists the requests waiting for your approval, with *Approve* and *Deny* (approvers).\n" +
 	"• `/activate verify <id>` gives a fresh Microsoft sign-in (link or code) for your request waiting for MFA, after a sign-in failed or ran out.\n" +
 	"• `/activate unlink` undoes the link between your Slack account and your Microsoft account, where sign-in linking is on.\n" +
-	"• The Home tab lists the groups you may activate.\n" +
+	"• The Home tab lists the groups you may activate, and what waits for your approval.\n" +
 	"Approvers get a message with *Approve* and *Deny*; you get a direct message at each step."
 
 const hintText = "I did not understand that. Try `status`, `help`, or `/activate` to ask for access."

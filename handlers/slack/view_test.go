@@ -181,7 +181,7 @@ func TestGolden_AppHome(t *testing.T) {
 	ended := pendingRequest()
 	ended.ID, ended.State, ended.EndedAt = "REND3D22", bot.StateEnded, t0.Add(-time.Hour)
 	acts := map[string][]bot.Action{pendingRequest().ID: {bot.ActCancel}, active.ID: {bot.ActExtend, bot.ActDeactivate}}
-	golden(t, homeView(groups, []*bot.Request{pendingRequest(), active, ended}, acts, "", t0.Add(10*time.Minute), time.UTC))
+	golden(t, homeView(groups, []*bot.Request{pendingRequest(), active, ended}, acts, inbox{}, "", t0.Add(10*time.Minute), time.UTC))
 }
 
 func TestGolden_DenyAndExtendModals(t *testing.T) {

@@ -39,11 +39,16 @@ func (s *Surface) cardAction(ctx context.Context, a bot.Actor, act *schema.Activ
 		if verb == "approve" {
 			r, err = s.eng.Approve(ctx, a, id)
 		} else {
-			reason, _ := data["denyReason"].(string)
-			r, err = s.eng.Deny(ctx, a, id, reason)
+			r, err = s.eng.Deny(ctx, a, id, denyReason(data, id))
 		}
 		if err != nil {
 			return say(err)
+		}
+		if from, _ := data["from"].(string); from == fromInbox && isPersonal(act) {
+			// Clicked on the inbox (only ever sent to a personal chat): the inbox again, with
+			// what came of the click.
+			card, _ := s.inbox(ctx, a, v, decidedLine(r, verb))
+			return actionResult{card: card}
 		}
 		// The approvers' card shows the channel's time zone, as the notifications render it.
 		return actionResult{card: ApprovalCard(s.view(""), r, group(r), s.eng.ApproverActions(r))}

@@ -12,16 +12,34 @@ import (
 type Offer struct {
 	Actions  []bot.Action
 	ExtendBy time.Duration
+	// From names the card when it carries the buttons of several requests (fromInbox): each
+	// click says so, for the answer to redraw that card, and each deny reason is keyed by
+	// its request id (an input id is unique within a card).
+	From string
 }
+
+// fromInbox marks the buttons of the inbox card (InboxCard).
+const fromInbox = "inbox"
 
 // actionButtons are the card buttons of the actions the engine offers, in its order. Deny
 // opens a small card that asks for the reason first.
 func actionButtons(id string, o Offer) []any {
+	exec := func(text, verb, style string) map[string]any {
+		a := execute(text, verb, id, style)
+		if o.From != "" {
+			a["data"].(map[string]any)["from"] = o.From // shared with the fallback
+		}
+		return a
+	}
+	reasonID := "denyReason"
+	if o.From != "" {
+		reasonID = denyReasonKey(id)
+	}
 	var out []any
 	for _, a := range o.Actions {
 		switch a {
 		case bot.ActApprove:
-			out = append(out, execute("Approve", "approve", id, "positive"))
+			out = append(out, exec("Approve", "approve", "positive"))
 		case bot.ActDeny:
 			out = append(out, map[string]any{
 				"type":  "Action.ShowCard",
@@ -29,27 +47,41 @@ func actionButtons(id string, o Offer) []any {
 				"card": map[string]any{
 					"type": "AdaptiveCard",
 					"body": []any{map[string]any{
-						"type": "Input.Text", "id": "denyReason", "label": "Reason (optional, the requester sees it)",
+						"type": "Input.Text", "id": reasonID, "label": "Reason (optional, the requester sees it)",
 						"isMultiline": true, "maxLength": bot.MaxReasonLen, "placeholder": "Why is it denied?",
 					}},
-					"actions": []any{execute("Deny", "deny", id, "destructive")},
+					"actions": []any{exec("Deny", "deny", "destructive")},
 				},
 			})
 		case bot.ActVerify:
-			out = append(out, execute("Verify again", "verify", id, ""))
+			out = append(out, exec("Verify again", "verify", ""))
 		case bot.ActExtend:
 			title := "Extend"
 			if o.ExtendBy > 0 {
 				title = "Extend by " + bot.FormatDuration(o.ExtendBy)
 			}
-			out = append(out, execute(title, "extend", id, ""))
+			out = append(out, exec(title, "extend", ""))
 		case bot.ActDeactivate:
-			out = append(out, execute("Deactivate now", "deactivate", id, ""))
+			out = append(out, exec("Deactivate now", "deactivate", ""))
 		case bot.ActCancel:
-			out = append(out, execute("Cancel request", "cancel", id, ""))
+			out = append(out, exec("Cancel request", "cancel", ""))
 		}
 	}
 	return out
+}
+
+// denyReasonKey is the id of the deny reason's input of one request on a card that carries
+// several.
+func denyReasonKey(id string) string { return "denyReason." + id }
+
+// denyReason is the reason typed with a Deny click: the card's one reason input, or the one
+// of the request clicked on a card that carries several.
+func denyReason(data map[string]any, id string) string {
+	if s, ok := data["denyReason"].(string); ok && s != "" {
+		return s
+	}
+	s, _ := data[denyReasonKey(id)].(string)
+	return s
 }
 
 // actionHints are the commands of the actions the engine offers, for a line of text: each

@@ -256,6 +256,7 @@ func HelpCard() Card {
 		"**verify** *id*: a fresh Microsoft sign-in (link or code) for your request waiting for MFA",
 		"**deactivate** *id*: end an active grant now",
 		"**extend** *id* [for *duration*] [*reason*]: more time on an active grant",
+		"**pending**: the requests waiting for your approval, with Approve and Deny (approvers; also inbox)",
 		"**approve** *id*, **deny** *id* [*reason*]: decide (approvers; the card's buttons do the same)",
 	}
 	body := []any{map[string]any{"type": "TextBlock", "text": "pimbot: just-in-time access to Entra ID groups", "weight": "Bolder", "size": "Medium", "wrap": true}}

@@ -33,6 +33,8 @@ func (s *Surface) command(ctx context.Context, a bot.Actor, act *schema.Activity
 			return HelpCard(), ""
 		case "status":
 			return s.status(ctx, a, v, "")
+		case "pending", "inbox":
+			return s.inboxCommand(ctx, a, act, v)
 		}
 		q, err := bot.ParseQuick(rest, v.Now, v.loc())
 		if err != nil {
@@ -46,6 +48,8 @@ func (s *Surface) command(ctx context.Context, a bot.Actor, act *schema.Activity
 		return SubmittedCard(v, r, g, s.eng.Actions(ctx, a, r)), "Request " + r.ID + " submitted"
 	case "status":
 		return s.status(ctx, a, v, rest)
+	case "pending", "inbox":
+		return s.inboxCommand(ctx, a, act, v)
 	case "groups":
 		gs, err := s.eng.EligibleGroups(ctx, a.User)
 		if err != nil {
