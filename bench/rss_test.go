@@ -68,7 +68,9 @@ func replicaRSS(b *testing.B, bin string) {
 	ln.Close()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "REDIS_URL=" + redisURL(), "PIMBOT_REDIS_PREFIX=" + prefix,
-		"PIMBOT_CONFIG=" + policy, "PIMBOT_ADDR=" + addr, "PIMBOT_LOG_LEVEL=warn"}
+		"PIMBOT_CONFIG=" + policy, "PIMBOT_ADDR=" + addr, "PIMBOT_LOG_LEVEL=warn",
+		// serve needs a surface: Slack over HTTP, pointed at nothing (nobody is notified here).
+		"SLACK_BOT_TOKEN=xoxb-bench", "SLACK_SIGNING_SECRET=bench-signing-secret", "SLACK_API_URL=http://127.0.0.1:9/api/"}
 	logf, _ := os.Create(filepath.Join(dir, "pimbot.log"))
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf

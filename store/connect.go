@@ -90,25 +90,41 @@ func Embedded(log *slog.Logger) (*Connection, error) {
 	return &Connection{Client: cl, Embedded: true, Kind: "embedded", close: func() { cl.Close(); m.Close() }}, nil
 }
 
-// Redact hides the password of a Redis URL, for logs and errors.
+// redacted stands in for a secret in a URL shown in logs and errors.
+const redacted = "*****"
+
+// Redact hides the password of a Redis URL, for logs and errors. It writes the stand-in
+// after encoding, since url.URL.String and url.Values.Encode would print it as
+// %2A%2A%2A%2A%2A; the rest of the URL (the query's order too) is kept as given.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparseable URL)"
 	}
+	userinfo := ""
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "*****")
+			userinfo = url.User(u.User.Username()).String() + ":" + redacted + "@"
+			u.User = nil
 		}
 	}
-	q := u.Query()
-	for _, k := range []string{"password", "sentinel_password"} {
-		if q.Has(k) {
-			q.Set(k, "*****")
+	parts := strings.Split(u.RawQuery, "&")
+	for i, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if name, err := url.QueryUnescape(k); err == nil && (name == "password" || name == "sentinel_password") {
+			parts[i] = k + "=" + redacted
 		}
 	}
-	u.RawQuery = q.Encode()
-	return u.String()
+	u.RawQuery = strings.Join(parts, "&")
+	s := u.String()
+	if userinfo == "" {
+		return s
+	}
+	scheme := ""
+	if u.Scheme != "" {
+		scheme = u.Scheme + ":"
+	}
+	return scheme + "//" + userinfo + strings.TrimPrefix(strings.TrimPrefix(s, scheme), "//")
 }
 
 func redactErr(err error, raw string) error {
@@ -118,7 +134,7 @@ func redactErr(err error, raw string) error {
 	}
 	msg := err.Error()
 	if p, ok := u.User.Password(); ok && p != "" {
-		msg = strings.ReplaceAll(msg, p, "*****")
+		msg = strings.ReplaceAll(msg, p, redacted)
 	}
 	return fmt.Errorf("%s", msg)
 }

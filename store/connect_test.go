@@ -162,3 +162,20 @@ func TestConnect_BadURLsSayWhatIsWrong(t *testing.T) {
 		}
 	}
 }
+
+// Redact shows each secret as *****, not url's %2A%2A%2A%2A%2A, and keeps the rest of
+// the URL as it was written (the query's order too).
+func TestRedact(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"redis://pimbot:s3cret@h:6379/0", "redis://pimbot:*****@h:6379/0"},
+		{"rediss://:s3cret@h:6380", "rediss://:*****@h:6380"},
+		{"redis://h:26379?master_name=m&password=s3cret&addr=h2:26379&sentinel_password=s3cret",
+			"redis://h:26379?master_name=m&password=*****&addr=h2:26379&sentinel_password=*****"},
+		{"redis+cluster://u%40corp:s3cret@h1:6379?addr=h2:6379", "redis+cluster://u%40corp:*****@h1:6379?addr=h2:6379"},
+		{"redis://pimbot@h:6379/0", "redis://pimbot@h:6379/0"},
+	} {
+		if got := store.Redact(tc.url); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.url, got, tc.want)
+		}
+	}
+}

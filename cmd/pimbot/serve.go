@@ -19,8 +19,19 @@ import (
 // (Kubernetes: terminationGracePeriodSeconds, 30 s by default).
 const shutdownGrace = 25 * time.Second
 
+// surfacesHelp says which variables enable each surface of `pimbot serve`.
+const surfacesHelp = `  Slack  SLACK_BOT_TOKEN (xoxb-...) with SLACK_SIGNING_SECRET (HTTP, POST /slack/*)
+         or with SLACK_APP_TOKEN (xapp-..., Socket Mode)
+  Teams  MICROSOFT_APP_ID with MICROSOFT_APP_PASSWORD (POST /api/messages)`
+
 // serve runs the HTTP server, the surfaces' runners and the job worker until ctx ends.
+// It refuses to start without a surface: nobody could ask for anything, and the jobs it
+// would run could tell nobody. (Tests of the server itself call runServer.)
 func serve(ctx context.Context, getenv func(string) string, logw io.Writer) error {
+	if !platformConfigured(getenv) {
+		return errors.New("no surface is configured, so pimbot serve would serve nobody; set the variables of one or both:\n" +
+			surfacesHelp + "\n(or run `pimbot shell` to try pimbot in a terminal)")
+	}
 	a, err := newApp(ctx, getenv, logw)
 	if err != nil {
 		return err

@@ -16,8 +16,11 @@ import (
 // With an Entra app registration (ENTRA_* / AZURE_*), step-up MFA works here too: the shell
 // prints the sign-in link, and the sign-in comes back to GET /auth/callback, served on
 // PIMBOT_ADDR (default :3000) for as long as the shell runs.
+//
+// Start-up logs are shown from warn level unless PIMBOT_LOG_LEVEL says otherwise, so that
+// the banner is the first thing a person reads.
 func shell(ctx context.Context, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	a, err := newApp(ctx, getenv, stderr)
+	a, err := newApp(ctx, withDefault(getenv, "PIMBOT_LOG_LEVEL", "warn"), stderr)
 	if err != nil {
 		return err
 	}
@@ -44,6 +47,16 @@ func shell(ctx context.Context, getenv func(string) string, stdin io.Reader, std
 	sh := shellsurface.New(a.engine, stdin, stdout, shellsurface.Options{Interactive: isTerminal(stdin), Local: a.local})
 	a.engine.AddNotifier(sh)
 	return sh.Run(ctx)
+}
+
+// withDefault is getenv with a value for key when it is not set.
+func withDefault(getenv func(string) string, key, value string) func(string) string {
+	return func(k string) string {
+		if v := getenv(k); v != "" || k != key {
+			return v
+		}
+		return value
+	}
 }
 
 func isTerminal(r io.Reader) bool {

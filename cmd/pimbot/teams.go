@@ -111,40 +111,48 @@ func checkTeams(ctx context.Context, a *app, r *checkReport) {
 	}
 }
 
-// teamsPackage writes the Teams app package (zip) for Teams Admin Center.
-func teamsPackage(args []string, getenv func(string) string, stdout io.Writer) error {
-	fl := flag.NewFlagSet("teams-package", flag.ContinueOnError)
-	fl.SetOutput(stdout)
-	out := fl.String("o", "pimbot-teams.zip", "where to write the app package")
-	appID := fl.String("app-id", getenv("MICROSOFT_APP_ID"), "the Azure Bot's Microsoft App ID (default: MICROSOFT_APP_ID)")
-	version := fl.String("version", "", "the app version x.y.z (default: the manifest's); raise it for each upload")
-	dir := fl.String("dir", "", "read manifest.json, color.png and outline.png from this directory instead of the built-in ones")
-	if err := fl.Parse(args); err != nil {
-		return err
+// teamsPackageCommand defines `pimbot teams-package`'s flags and returns what runs it.
+func teamsPackageCommand(fl *flag.FlagSet) func(context.Context, []string, sys) error {
+	var o teamsPackageOptions
+	fl.StringVar(&o.out, "o", "pimbot-teams.zip", "where to write the app package")
+	fl.StringVar(&o.appID, "app-id", "", "the Azure Bot's Microsoft App ID (default: MICROSOFT_APP_ID)")
+	fl.StringVar(&o.version, "version", "", "the app version x.y.z (default: the manifest's); raise it for each upload")
+	fl.StringVar(&o.dir, "dir", "", "read manifest.json, color.png and outline.png from this directory instead of the built-in ones")
+	return func(_ context.Context, _ []string, s sys) error {
+		if o.appID == "" {
+			o.appID = s.getenv("MICROSOFT_APP_ID")
+		}
+		return teamsPackage(o, s.stdout)
 	}
-	if *appID == "" {
+}
+
+type teamsPackageOptions struct{ out, appID, version, dir string }
+
+// teamsPackage writes the Teams app package (zip) for Teams Admin Center.
+func teamsPackage(o teamsPackageOptions, stdout io.Writer) error {
+	if o.appID == "" {
 		return errors.New("teams-package: set MICROSOFT_APP_ID or pass -app-id <the Azure Bot's Microsoft App ID>")
 	}
 	var src fs.FS = teamsapp.Files
-	if *dir != "" {
-		src = os.DirFS(*dir)
+	if o.dir != "" {
+		src = os.DirFS(o.dir)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(*out), ".pimbot-teams-*.zip")
+	tmp, err := os.CreateTemp(filepath.Dir(o.out), ".pimbot-teams-*.zip")
 	if err != nil {
 		return fmt.Errorf("teams-package: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	_ = tmp.Chmod(0o644)
-	if err := teamsapp.Package(tmp, src, teamsapp.Options{AppID: *appID, Version: *version}); err != nil {
+	if err := teamsapp.Package(tmp, src, teamsapp.Options{AppID: o.appID, Version: o.version}); err != nil {
 		tmp.Close()
 		return fmt.Errorf("teams-package: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("teams-package: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), *out); err != nil {
+	if err := os.Rename(tmp.Name(), o.out); err != nil {
 		return fmt.Errorf("teams-package: %w", err)
 	}
-	fmt.Fprintf(stdout, "wrote %s for app %s.\nUpload it in Teams Admin Center: Teams apps > Manage apps > Upload new app (or in Teams: Apps > Manage your apps > Upload an app).\n", *out, strings.ToLower(*appID))
+	fmt.Fprintf(stdout, "wrote %s for app %s.\nUpload it in Teams Admin Center: Teams apps > Manage apps > Upload new app (or in Teams: Apps > Manage your apps > Upload an app).\n", o.out, strings.ToLower(o.appID))
 	return nil
 }
