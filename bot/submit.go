@@ -96,7 +96,7 @@ func (e *Engine) validate(g *Group, in *SubmitInput, now time.Time) error {
 		in.Access = g.Access[0]
 	}
 	if !g.Allows(in.Access) {
-		return fieldErr(FieldAccess, "%s allows %s only", g.Name, accessList(g.Access))
+		return fieldErr(FieldAccess, "only %s may be activated for %s", accessList(g.Access), g.Name)
 	}
 	if in.Duration == 0 {
 		in.Duration = g.DefaultDuration
@@ -111,13 +111,13 @@ func (e *Engine) validate(g *Group, in *SubmitInput, now time.Time) error {
 		return fieldErr(FieldReason, "the text is not valid UTF-8")
 	}
 	if g.RequireJustification && in.Reason == "" {
-		return fieldErr(FieldReason, "%s needs a reason (why do you need access?)", g.Name)
+		return fieldErr(FieldReason, "a reason is needed for %s (why do you need access?)", g.Name)
 	}
 	if n := utf8.RuneCountInString(in.Reason); n > MaxReasonLen {
 		return fieldErr(FieldReason, "the reason is %d characters long; at most %d are allowed", n, MaxReasonLen)
 	}
 	if g.RequireTicket && in.Ticket == "" {
-		return fieldErr(FieldTicket, "%s needs a ticket number", g.Name)
+		return fieldErr(FieldTicket, "a ticket number is needed for %s", g.Name)
 	}
 	if len(in.Ticket) > MaxTicketLen || strings.ContainsAny(in.Ticket, " \t\r\n<>&`*_~|") {
 		return fieldErr(FieldTicket, "a ticket is one word of at most %d characters, e.g. INC-1234", MaxTicketLen)
@@ -169,7 +169,7 @@ func (e *Engine) Submit(ctx context.Context, a Actor, in SubmitInput) (r *Reques
 		return nil, fieldErr(FieldGroup, "you are not eligible for %s; ask its owners to add you to its policy", g.Name)
 	}
 	if g.RequireMFA && (e.mfa == nil || e.mfa.AuthContext() == "") {
-		return nil, fieldErr(FieldGroup, "%s requires MFA verification with Microsoft, which this bot is not set up for (it needs an Entra app registration and a Conditional Access authentication context); ask your administrators", g.Name)
+		return nil, fieldErr(FieldGroup, "MFA verification with Microsoft is required for %s, and this bot is not set up for it (it needs an Entra app registration and a Conditional Access authentication context); ask your administrators", g.Name)
 	}
 	now := e.clock.Now()
 	if err := e.validate(g, &in, now); err != nil {

@@ -44,7 +44,11 @@ func shell(ctx context.Context, getenv func(string) string, stdin io.Reader, std
 		defer srv.Close()
 		a.log.Info("sign-in callback served for step-up MFA", "addr", ln.Addr().String())
 	}
-	sh := shellsurface.New(a.engine, stdin, stdout, shellsurface.Options{Interactive: isTerminal(stdin), Local: a.local})
+	opt := shellsurface.Options{Interactive: isTerminal(stdin), Local: a.local}
+	if a.conn.Embedded { // no REDIS_URL: what is open ends with the process, and the shell says so
+		opt.Ephemeral = a.store
+	}
+	sh := shellsurface.New(a.engine, stdin, stdout, opt)
 	a.engine.AddNotifier(sh)
 	return sh.Run(ctx)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -88,15 +89,34 @@ func checkSlack(ctx context.Context, a *app, r *checkReport) {
 	defer cancel()
 	who, err := api.AuthTestContext(cctx)
 	if err != nil {
-		r.fail("slack: SLACK_BOT_TOKEN was refused by auth.test: %v", err)
+		r.fail("slack: %s", slackCheckFailure("SLACK_BOT_TOKEN", "auth.test", err))
 		return
 	}
 	r.ok("slack: bot token works (workspace %s, bot user %s)", who.Team, who.User)
 	if appToken != "" {
 		if _, _, err := api.StartSocketModeContext(cctx); err != nil {
-			r.fail("slack: SLACK_APP_TOKEN was refused by apps.connections.open: %v", err)
+			r.fail("slack: %s", slackCheckFailure("SLACK_APP_TOKEN", "apps.connections.open", err))
 			return
 		}
 		r.ok("slack: app-level token accepted (Socket Mode)")
 	}
+}
+
+// slackCheckFailure says why a token could not be proven: Slack answered and refused it
+// (an error answer such as invalid_auth), or Slack was not reached (network, timeout, an
+// HTTP error or rate limit), in which case the token is neither good nor bad yet.
+func slackCheckFailure(env, method string, err error) string {
+	var refused slack.SlackErrorResponse
+	if errors.As(err, &refused) {
+		return fmt.Sprintf("Slack refused %s: %s answered %q", env, method, refused.Err)
+	}
+	var status slack.StatusCodeError
+	var limited *slack.RateLimitedError
+	switch {
+	case errors.As(err, &status):
+		return fmt.Sprintf("Slack answered %s with HTTP %d, so %s was not checked; try again later", method, status.Code, env)
+	case errors.As(err, &limited):
+		return fmt.Sprintf("Slack rate-limited %s (retry after %s), so %s was not checked", method, limited.RetryAfter, env)
+	}
+	return fmt.Sprintf("Slack is unreachable (%v), so %s was not checked; check the network, a proxy, or SLACK_API_URL", err, env)
 }

@@ -76,24 +76,7 @@ func (s *Shell) status(ctx context.Context, id string) {
 // line is one request in words, with the commands of what the engine offers the person (acts).
 func (s *Shell) line(r *bot.Request, acts []bot.Action) string {
 	now := s.eng.Now()
-	l := fmt.Sprintf("  request %s  %-22s %s", r.ID, r.State.Label(), r.What())
-	if w := r.When(now, s.loc); w != "" && r.State != bot.StateActive && r.State != bot.StateEnded {
-		l += " " + w
-	}
-	switch r.State {
-	case bot.StatePending:
-		l += fmt.Sprintf(" (%d of %d approvals)", len(r.Approvals), r.ApprovalsRequired)
-	case bot.StateActive:
-		l += ", until " + bot.FormatTime(r.EndsAt, now, s.loc)
-	case bot.StateDenied:
-		if r.DenyReason != "" {
-			l += ": " + r.DenyReason
-		}
-	case bot.StateEnded, bot.StateCanceled, bot.StateTimedOut, bot.StateFailed:
-		if r.EndReason != "" {
-			l += " (" + r.EndReason + ")"
-		}
-	}
+	l := fmt.Sprintf("  request %s  %-22s %s", r.ID, r.StatusLabel(now), r.Status(now, s.loc))
 	if h := hints(r.ID, acts); h != "" {
 		l += "  " + h
 	}

@@ -58,7 +58,9 @@ func (f *form) names() []string {
 }
 
 // prompt asks one question and reads the answer; false: the person left the form (cancel, or
-// the end of input). An empty answer is def.
+// the end of input: Ctrl-D leaves the form only, and the prompt then reads on, or exits if the
+// input has truly ended). A line too long is refused and the question asked again. An empty
+// answer is def.
 func (f *form) prompt(question, def string) (string, bool) {
 	if def != "" {
 		question += " [" + def + "]"
@@ -71,8 +73,18 @@ func (f *form) prompt(question, def string) (string, bool) {
 	if !f.s.opt.Interactive {
 		f.s.printf("\n")
 	}
-	line, ok := f.s.next()
-	if !ok || strings.EqualFold(line, "cancel") {
+	line, err := f.s.next()
+	for errors.Is(err, errTooLong) {
+		f.s.printf("%s\n%s: ", tooLong, question)
+		if !f.s.opt.Interactive {
+			f.s.printf("\n")
+		}
+		line, err = f.s.next()
+	}
+	if err != nil || strings.EqualFold(line, "cancel") {
+		if err != nil && f.s.opt.Interactive {
+			f.s.printf("\n") // Ctrl-D leaves the cursor after the question
+		}
 		f.s.printf("Nothing was requested.\n")
 		return "", false
 	}

@@ -53,7 +53,7 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 				line += " Type: " + h
 			}
 			toApp("%s", line)
-			toReq("request %s is waiting for approval by %s.", r.ID, strings.TrimPrefix(approvers, "approvers "))
+			toReq("request %s is waiting for approval by %s.", r.ID, approverNames(g.ApproversFor(r.Requester)))
 		}
 	case bot.EvApprovalAdded:
 		toReq("%s approved request %s (%d of %d); waiting for %d more.", by, r.ID, len(r.Approvals), r.ApprovalsRequired, r.ApprovalsRequired-len(r.Approvals))
@@ -84,12 +84,12 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 		toReq("request %s timed out: nobody decided in time. Ask again if you still need it.", r.ID)
 		toApp("request %s timed out undecided.", r.ID)
 	case bot.EvActivated:
-		toReq("request %s is active: you are %s of %s until %s. %s",
-			r.ID, r.Access, r.Group, bot.FormatTime(r.EndsAt, now, s.loc), bot.CachingCaveat)
+		toReq("request %s is active: you are %s until %s. %s",
+			r.ID, bot.HoldsWords(r.Access, r.Group), bot.FormatTime(r.EndsAt, now, s.loc), bot.CachingCaveat)
 	case bot.EvReminder:
 		toReq("request %s ends at %s.", r.ID, bot.FormatTime(r.EndsAt, now, s.loc))
 	case bot.EvEnded:
-		toReq("request %s ended (%s): you are no longer %s of %s.", r.ID, r.EndReason, r.Access, r.Group)
+		toReq("request %s ended (%s): you are no longer %s.", r.ID, r.EndReason, bot.HoldsWords(r.Access, r.Group))
 	case bot.EvExtended:
 		toReq("request %s now ends at %s (extended %s).", r.ID, bot.FormatTime(r.EndsAt, now, s.loc), ev.Detail)
 	case bot.EvFailed:
@@ -107,6 +107,14 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 		s.tell("operators", "ALERT: %s", printable(ev.Detail))
 	}
 	return nil
+}
+
+// approverNames lists approvers as the shell names them; "the approvers" when none is named.
+func approverNames(xs []string) string {
+	if len(xs) == 0 {
+		return "the approvers"
+	}
+	return strings.Join(xs, ", ")
 }
 
 // challengeText tells the requester how to verify: the link, or the page and the code.

@@ -20,12 +20,26 @@ type Options struct {
 	Interactive bool             // print prompts (a terminal); piped scripts get none
 	Local       bot.MemberLister // answers `members <group>`; nil: the engine's directory if it can list
 	Tick        time.Duration    // how often due jobs run between commands; default 200ms
+	// Ephemeral is set when the store lives only as long as this process (the embedded
+	// Redis): on exit the shell counts the open requests it holds and says they are lost.
+	Ephemeral OpenRequester
 }
+
+// OpenRequester lists the open requests (bot.Store has it).
+type OpenRequester interface {
+	OpenRequests(ctx context.Context) (map[string]string, error)
+}
+
+// maxLine is the longest input line the shell reads, in bytes; a longer one is refused.
+const maxLine = 64 * 1024
+
+// exitTimeout bounds the count of open requests said on exit.
+const exitTimeout = 2 * time.Second
 
 // Shell is the terminal surface and its notifier.
 type Shell struct {
 	eng  *bot.Engine
-	in   *bufio.Scanner
+	in   *bufio.Reader
 	out  io.Writer
 	opt  Options
 	mu   sync.Mutex // serializes output
@@ -39,15 +53,13 @@ var _ bot.Notifier = (*Shell)(nil)
 
 // New builds a shell reading commands from in and printing to out.
 func New(eng *bot.Engine, in io.Reader, out io.Writer, opt Options) *Shell {
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64*1024), 64*1024)
 	if opt.Tick <= 0 {
 		opt.Tick = 200 * time.Millisecond
 	}
 	if opt.Local == nil {
 		opt.Local, _ = eng.Directory().(bot.MemberLister)
 	}
-	return &Shell{eng: eng, in: sc, out: out, opt: opt, loc: eng.Policy().Settings.Timezone}
+	return &Shell{eng: eng, in: bufio.NewReaderSize(in, maxLine+2), out: out, opt: opt, loc: eng.Policy().Settings.Timezone}
 }
 
 // Name is the notifier's name.
@@ -98,15 +110,26 @@ func (s *Shell) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	defer s.farewell(ctx)
 	defer wg.Wait()
 	defer cancel()
 	for {
 		s.prompt()
-		line, ok := s.next()
-		if !ok || ctx.Err() != nil {
+		line, err := s.next()
+		if errors.Is(err, errTooLong) {
+			s.printf("%s\n", tooLong)
+			continue
+		}
+		if err != nil || ctx.Err() != nil {
+			if err != nil && s.opt.Interactive {
+				s.printf("\n") // Ctrl-D leaves the cursor after the prompt
+			}
 			s.work.Lock()
 			s.drain(ctx)
 			s.work.Unlock()
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read the input: %w", err)
+			}
 			return nil
 		}
 		s.work.Lock()
@@ -119,15 +142,60 @@ func (s *Shell) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Shell) next() (string, bool) {
-	if !s.in.Scan() {
-		return "", false
+// errTooLong: the line read was longer than maxLine; it was read to its end and dropped.
+var errTooLong = fmt.Errorf("line longer than %d characters", maxLine)
+
+var tooLong = fmt.Sprintf("That line is longer than %d characters; nothing was done.", maxLine)
+
+// next reads one line: errTooLong for a line over maxLine (the shell goes on), io.EOF at the
+// end of input (Ctrl-D on a terminal). The end of input is not remembered: on a terminal,
+// Ctrl-D inside the form leaves the form, and the prompt reads again; a pipe or file that has
+// ended answers io.EOF again at once.
+func (s *Shell) next() (string, error) {
+	b, err := s.in.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		for errors.Is(err, bufio.ErrBufferFull) { // drop the rest of the line
+			_, err = s.in.ReadSlice('\n')
+		}
+		return "", errTooLong
 	}
-	line := strings.TrimSpace(s.in.Text())
+	if err != nil && len(b) == 0 {
+		return "", err // io.EOF, or the input failed
+	}
+	raw := strings.TrimRight(string(b), "\r\n")
+	if len(raw) > maxLine {
+		return "", errTooLong
+	}
+	line := strings.TrimSpace(raw)
 	if !s.opt.Interactive && line != "" {
 		s.printf("%s> %s\n", s.short(s.me), line) // echo, so a piped session reads like a typed one
 	}
-	return line, true
+	return line, nil
+}
+
+// farewell says, on exit, what an in-memory store loses with the process.
+func (s *Shell) farewell(ctx context.Context) {
+	if s.opt.Ephemeral == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exitTimeout)
+	defer cancel()
+	open, err := s.opt.Ephemeral.OpenRequests(ctx)
+	if err != nil {
+		s.printf("Open requests, if any, are discarded: this shell keeps them in memory only; set REDIS_URL to keep them.\n")
+		return
+	}
+	ids := map[string]bool{}
+	for _, id := range open {
+		ids[id] = true
+	}
+	switch n := len(ids); n {
+	case 0:
+	case 1:
+		s.printf("1 open request is discarded: this shell keeps it in memory only; set REDIS_URL to keep it.\n")
+	default:
+		s.printf("%d open requests are discarded: this shell keeps them in memory only; set REDIS_URL to keep them.\n", n)
+	}
 }
 
 // drain runs every job that is due now, so that what people are told prints at once.
@@ -236,7 +304,11 @@ func (s *Shell) handle(ctx context.Context, line string) bool {
 			return false
 		}
 		r, err := s.eng.Deactivate(ctx, s.actor(), rest)
-		s.result(r, err, "is being deactivated")
+		verb := "is being deactivated"
+		if err == nil && r.State == bot.StateCanceled {
+			verb = "canceled (it had not started)" // stopped before its start: nothing to remove
+		}
+		s.result(r, err, verb)
 	case "extend":
 		s.extend(ctx, rest)
 	case "members":

@@ -99,7 +99,7 @@ func TestShell_EveryRoleEndToEnd(t *testing.T) {
 	tm.do("as mallory", "You are now mallory@example.com")
 	tm.do("approve last", "You can't approve this: only bob@example.com or carol@example.com may approve requests for prod-db-admins.")
 	tm.do("as bob", "You are now bob@example.com")
-	out := tm.do("approve last", "approved.", "→ to alice: request", "is active: you are member of prod-db-admins until", "sign out and in")
+	out := tm.do("approve last", "approved.", "→ to alice: request", "is active: you are a member of prod-db-admins until", "sign out and in")
 	if strings.Count(out, "is active") != 1 {
 		t.Fatalf("activation told %d times:\n%s", strings.Count(out, "is active"), out)
 	}
@@ -107,7 +107,7 @@ func TestShell_EveryRoleEndToEnd(t *testing.T) {
 	tm.do("members prod-db-admins", "prod-db-admins members: alice@example.com")
 	tm.do("as alice", "You are now alice")
 	tm.do("status", "active", "member of prod-db-admins for 2h", "deactivate")
-	tm.do("deactivate last", "is being deactivated", "ended (deactivated by alice@example.com): you are no longer member of prod-db-admins")
+	tm.do("deactivate last", "is being deactivated", "ended (deactivated by alice@example.com): you are no longer a member of prod-db-admins")
 	tm.do("members prod-db-admins", "prod-db-admins members: (nobody)")
 	tm.do("frobnicate", `Unknown command "frobnicate"`)
 	tm.do("/activate prod-db-admins for 9h x", "9h is not allowed for prod-db-admins; choose between 5m and 4h")
@@ -135,6 +135,6 @@ func TestShell_RealTimeExpiry(t *testing.T) {
 	tm.do("/activate sandbox-admins for 2s", "no approval needed", "is active")
 	tm.do("members sandbox-admins", "sandbox-admins members: alice@example.com")
 	tm.mark = len(tm.out.String())
-	tm.expect(10*time.Second, "ended (expired): you are no longer member of sandbox-admins")
+	tm.expect(10*time.Second, "ended (expired): you are no longer a member of sandbox-admins")
 	tm.do("members sandbox-admins", "sandbox-admins members: (nobody)")
 }

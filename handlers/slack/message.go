@@ -232,7 +232,7 @@ func requesterMessage(ev bot.Event, g *bot.Group, acts []bot.Action, now time.Ti
 		}
 		if r.State == bot.StatePending {
 			if g != nil {
-				text += " by " + approverList(g)
+				text += " by " + approverNames(g.ApproversFor(r.Requester))
 			}
 			text += "."
 		}
@@ -267,8 +267,8 @@ func requesterMessage(ev bot.Event, g *bot.Group, acts []bot.Action, now time.Ti
 	case bot.EvTimedOut:
 		text = fmt.Sprintf(":hourglass: Request %s (*%s*) timed out: nobody decided in time. Use `/activate` again if you still need it.", id, esc(r.What()))
 	case bot.EvActivated:
-		text = fmt.Sprintf(":large_green_circle: You are now *%s* of *%s* until %s (request %s).\n_%s_",
-			r.Access, esc(r.Group), bot.FormatTime(r.EndsAt, now, loc), id, bot.CachingCaveat)
+		text = fmt.Sprintf(":large_green_circle: You are now %s until %s (request %s).\n_%s_",
+			holds(r.Access, r.Group), bot.FormatTime(r.EndsAt, now, loc), id, bot.CachingCaveat)
 	case bot.EvReminder:
 		text = fmt.Sprintf(":alarm_clock: Your access as *%s* of *%s* ends at %s (request %s). Extend it if you still need it.",
 			r.Access, esc(r.Group), bot.FormatTime(r.EndsAt, now, loc), id)
@@ -404,7 +404,7 @@ func statusBlocks(rs []*bot.Request, acts map[string][]bot.Action, now time.Time
 
 // requestLine is one request in a list: what, id, state and times.
 func requestLine(r *bot.Request, now time.Time, loc *time.Location) string {
-	line := fmt.Sprintf("*%s* · `%s` · %s", esc(r.What()), r.ID, esc(r.State.Label()))
+	line := fmt.Sprintf("*%s* · `%s` · %s", esc(r.Holding()), r.ID, esc(r.StatusLabel(now)))
 	switch r.State {
 	case bot.StateActive:
 		line += " until " + bot.FormatTime(r.EndsAt, now, loc)
@@ -412,12 +412,20 @@ func requestLine(r *bot.Request, now time.Time, loc *time.Location) string {
 		if w := r.When(now, loc); w != "" {
 			line += " · " + esc(w)
 		}
+	case bot.StateDenied:
+		line = fmt.Sprintf("*%s* · `%s` · %s", esc(r.Holding()), r.ID, esc(r.DeniedWords()))
 	default:
 		if !r.EndedAt.IsZero() {
 			line += " " + bot.FormatTime(r.EndedAt, now, loc)
 		}
 	}
 	return line
+}
+
+// holds is "a *member* of *group*" in the requester's sentences (bot.HoldsWords, in mrkdwn).
+func holds(a bot.Access, group string) string {
+	article, _, _ := strings.Cut(bot.HoldsWords(a, ""), " ")
+	return article + " *" + string(a) + "* of *" + esc(group) + "*"
 }
 
 // helpText explains the commands.
@@ -432,3 +440,12 @@ const helpText = "*pimbot* gives you just-in-time access to Entra ID groups.\n" 
 	"Approvers get a message with *Approve* and *Deny*; you get a direct message at each step."
 
 const hintText = "I did not understand that. Try `status`, `help`, or `/activate` to ask for access."
+
+// approverNames names the approvers shown to a requester (bot.Group.ApproversFor), as
+// approverList does for a whole group.
+func approverNames(entries []string) string {
+	if len(entries) == 0 {
+		return "the approvers"
+	}
+	return approverList(&bot.Group{Approvers: entries})
+}

@@ -164,7 +164,7 @@ func TestModal_RefusalsNextToTheField(t *testing.T) {
 		block string
 		words string
 	}{
-		{"reason required", map[string]any{}, "reason", "needs a reason"},
+		{"reason required", map[string]any{}, "reason", "A reason is needed"},
 		{"ticket required", map[string]any{"group": "ticketed", "reason": "x"}, "group", ""},
 		{"start in the past", map[string]any{"reason": "x", "start": e.clock.Now().Add(-time.Hour).Unix()}, "start", "in the past"},
 		{"duration not offered", map[string]any{"reason": "x", "duration": "999999"}, "duration.prod-db-admins", "not allowed"},
@@ -187,7 +187,7 @@ func TestModal_RefusalsNextToTheField(t *testing.T) {
 	tf := activateModal(activateForm{Groups: []*bot.Group{e.groupNamed("ticketed")}, Opened: e.clock.Now()})
 	raw := e.viewJSON(tf)
 	a := e.submitView("UALICE", raw, map[string]any{"reason": "x"})
-	if !strings.Contains(a.Body, `"ticket":`) || !strings.Contains(a.Body, "needs a ticket") {
+	if !strings.Contains(a.Body, `"ticket":`) || !strings.Contains(a.Body, "A ticket number is needed") {
 		t.Fatalf("missing ticket: %s", a.Body)
 	}
 	// A start left at the form's default means now, even after the form stayed open a while.

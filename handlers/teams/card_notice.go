@@ -57,7 +57,7 @@ func requesterNotice(v View, ev bot.Event, g *bot.Group) (notice, bool) {
 			return notice{}, false // the reply to the submit already said so
 		}
 		return notice{Title: noun + r.ID + " is waiting for approval", Tone: toneWarning,
-			Lines: []string{whatWhen(v, r), "Approvers: " + approversText(g) + "."}}, true
+			Lines: []string{whatWhen(v, r), "Approvers: " + approverWords(g.ApproversFor(r.Requester)) + "."}}, true
 	case bot.EvApprovalAdded:
 		return notice{Title: noun + r.ID + " has an approval", Tone: toneWarning,
 			Lines: []string{fmt.Sprintf("%s approved it (%d of %d); waiting for %d more.", by, len(r.Approvals), r.ApprovalsRequired, r.ApprovalsRequired-len(r.Approvals))}}, true
@@ -81,13 +81,13 @@ func requesterNotice(v View, ev bot.Event, g *bot.Group) (notice, bool) {
 			Lines: []string{"Nobody decided in time. Ask again if you still need it."}}, true
 	case bot.EvActivated:
 		return notice{Title: "Request " + r.ID + " is active", Tone: toneGood,
-			Lines: []string{fmt.Sprintf("You are %s of %s until %s.", r.Access, r.Group, v.time(r.EndsAt)), bot.CachingCaveat}}, true
+			Lines: []string{fmt.Sprintf("You are %s until %s.", bot.HoldsWords(r.Access, r.Group), v.time(r.EndsAt)), bot.CachingCaveat}}, true
 	case bot.EvReminder:
 		return notice{Title: "Request " + r.ID + " ends at " + v.time(r.EndsAt), Tone: toneWarning,
 			Lines: []string{fmt.Sprintf("Your %s access to %s ends soon. To keep it, extend it.", r.Access, r.Group)}}, true
 	case bot.EvEnded:
 		return notice{Title: "Request " + r.ID + " ended",
-			Lines: []string{fmt.Sprintf("You are no longer %s of %s (%s).", r.Access, r.Group, r.EndReason)}}, true
+			Lines: []string{fmt.Sprintf("You are no longer %s (%s).", bot.HoldsWords(r.Access, r.Group), r.EndReason)}}, true
 	case bot.EvExtended:
 		return notice{Title: "Request " + r.ID + " now ends at " + v.time(r.EndsAt), Tone: toneGood,
 			Lines: []string{"Extended " + ev.Detail + "."}}, true
@@ -177,7 +177,7 @@ func SubmittedCard(v View, r *bot.Request, g *bot.Group, acts []bot.Action) Card
 	case bot.StateVerifying:
 		n.Lines = append(n.Lines, "Next: verify with Microsoft (MFA). The link is on its way to your personal chat.")
 	case bot.StatePending:
-		n.Lines = append(n.Lines, "Waiting for approval by "+approversText(g)+".")
+		n.Lines = append(n.Lines, "Waiting for approval by "+approverWords(g.ApproversFor(r.Requester))+".")
 	case bot.StateScheduled:
 		n.Lines = append(n.Lines, "No approval needed.")
 	case bot.StateApplied:
@@ -216,24 +216,7 @@ func StatusCard(v View, rs []*bot.Request, acts map[string][]bot.Action) Card {
 
 // statusLine is one request in words, with the commands of the actions the engine offers.
 func statusLine(v View, r *bot.Request, acts []bot.Action) string {
-	l := fmt.Sprintf("Request %s · %s · %s", r.ID, r.State.Label(), r.What())
-	if w := r.When(v.Now, v.loc()); w != "" && r.State != bot.StateActive && r.State != bot.StateEnded {
-		l += " " + w
-	}
-	switch r.State {
-	case bot.StatePending:
-		l += fmt.Sprintf(" (%d of %d approvals)", len(r.Approvals), r.ApprovalsRequired)
-	case bot.StateActive:
-		l += ", until " + v.time(r.EndsAt)
-	case bot.StateDenied:
-		if r.DenyReason != "" {
-			l += ": " + r.DenyReason
-		}
-	case bot.StateEnded, bot.StateCanceled, bot.StateTimedOut, bot.StateFailed:
-		if r.EndReason != "" {
-			l += " (" + r.EndReason + ")"
-		}
-	}
+	l := fmt.Sprintf("Request %s · %s · %s", r.ID, r.StatusLabel(v.Now), r.Status(v.Now, v.loc()))
 	return l + actionHints(r.ID, acts)
 }
 

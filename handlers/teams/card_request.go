@@ -122,11 +122,19 @@ func joinDecisions(ds []bot.Decision) string {
 
 // approversText names who may approve, as the policy says it.
 func approversText(g *bot.Group) string {
-	if g == nil || len(g.Approvers) == 0 {
+	if g == nil {
 		return "the approvers"
 	}
-	xs := make([]string, len(g.Approvers))
-	for i, x := range g.Approvers {
+	return approverWords(g.Approvers)
+}
+
+// approverWords names approvers (policy entries) for people: "a, b or members of c".
+func approverWords(entries []string) string {
+	if len(entries) == 0 {
+		return "the approvers"
+	}
+	xs := make([]string, len(entries))
+	for i, x := range entries {
 		if ref, ok := strings.CutPrefix(x, "group:"); ok {
 			xs[i] = "members of " + ref
 		} else {

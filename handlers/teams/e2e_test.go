@@ -119,7 +119,7 @@ func TestEndToEnd_FormSubmitApproveActivateExpire(t *testing.T) {
 	if got := e.get(r.ID); got.State != bot.StateEnded || e.holds(aliceID, prodID, bot.Member) {
 		t.Fatalf("after the end: state %s, holds=%v", got.State, e.holds(aliceID, prodID, bot.Member))
 	}
-	mustContain(t, "the ended DM", e.lastTo(chat.ID).Text(), "Request "+r.ID+" ended", "no longer member of prod-db-admins")
+	mustContain(t, "the ended DM", e.lastTo(chat.ID).Text(), "Request "+r.ID+" ended", "no longer a member of prod-db-admins")
 	mustContain(t, "the final card", teamsfake.Strings(e.lastTo(approvals).Card()), "Ended")
 
 	// The reminder came in between, and the requester's reason never went out as markdown.
