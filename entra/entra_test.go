@@ -339,7 +339,7 @@ func TestMFA_NotConfiguredRefusesClearly(t *testing.T) {
 	eng := bot.New(bot.Config{Policy: pol, Store: storetest.New(t), Directory: dir})
 	u, _ := dir.ResolveUser(context.Background(), "alice")
 	_, err := eng.Submit(context.Background(), bot.Actor{User: u}, bot.SubmitInput{Group: "prod", Reason: "x"})
-	if err == nil || !strings.Contains(err.Error(), "requires MFA verification with Microsoft") {
+	if err == nil || !strings.Contains(err.Error(), "MFA verification with Microsoft is required") {
 		t.Fatalf("err = %v", err)
 	}
 }
