@@ -97,15 +97,24 @@ func approverWords(g *Group) string {
 	if len(g.Approvers) == 0 {
 		return "nobody (the group needs no approval)"
 	}
-	xs := make([]string, len(g.Approvers))
-	for i, x := range g.Approvers {
+	return ApproverWords(g.Approvers)
+}
+
+// ApproverWords names approvers (policy entries) for people: "a, b or members of c"; "" for
+// none. Every surface words its approver lists with it (escaping the result as its markup needs).
+func ApproverWords(entries []string) string {
+	xs := make([]string, len(entries))
+	for i, x := range entries {
 		if ref, ok := strings.CutPrefix(x, "group:"); ok {
 			xs[i] = "members of " + ref
 		} else {
 			xs[i] = x
 		}
 	}
-	if len(xs) == 1 {
+	switch len(xs) {
+	case 0:
+		return ""
+	case 1:
 		return xs[0]
 	}
 	return strings.Join(xs[:len(xs)-1], ", ") + " or " + xs[len(xs)-1]

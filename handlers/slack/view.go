@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
@@ -172,21 +171,10 @@ func approvalLine(g *bot.Group) string {
 
 // approverList names a group's approvers for people.
 func approverList(g *bot.Group) string {
-	xs := make([]string, 0, len(g.Approvers))
-	for _, a := range g.Approvers {
-		if ref, ok := strings.CutPrefix(a, "group:"); ok {
-			xs = append(xs, "members of "+esc(ref))
-		} else {
-			xs = append(xs, esc(a))
-		}
-	}
-	switch len(xs) {
-	case 0:
+	if len(g.Approvers) == 0 {
 		return "nobody"
-	case 1:
-		return xs[0]
 	}
-	return strings.Join(xs[:len(xs)-1], ", ") + " or " + xs[len(xs)-1]
+	return esc(bot.ApproverWords(g.Approvers))
 }
 
 var durationSteps = []time.Duration{

@@ -133,16 +133,5 @@ func approverWords(entries []string) string {
 	if len(entries) == 0 {
 		return "the approvers"
 	}
-	xs := make([]string, len(entries))
-	for i, x := range entries {
-		if ref, ok := strings.CutPrefix(x, "group:"); ok {
-			xs[i] = "members of " + ref
-		} else {
-			xs[i] = x
-		}
-	}
-	if len(xs) == 1 {
-		return xs[0]
-	}
-	return strings.Join(xs[:len(xs)-1], ", ") + " or " + xs[len(xs)-1]
+	return bot.ApproverWords(entries)
 }
