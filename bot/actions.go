@@ -32,6 +32,9 @@ func (e *Engine) Actions(ctx context.Context, a Actor, r *Request) []Action {
 	if r.State.Terminal() {
 		return nil // every rule below refuses a request that can never change again; no need to ask the directory
 	}
+	// The rules ask the directory the same questions (the actor's account, whether they
+	// approve the group): answer each once for this call.
+	ctx = context.WithValue(ctx, memoKey{}, &actionsMemo{approver: map[string]bool{}})
 	var out []Action
 	for _, act := range actionOrder {
 		if e.May(ctx, a, r, act) == nil {
@@ -58,6 +61,30 @@ func (e *Engine) May(ctx context.Context, a Actor, r *Request, act Action) error
 		return canCancel(a, r)
 	}
 	return &PermissionError{Action: truncate(string(act), 20), Reason: "pimbot knows no such action"}
+}
+
+// actionsMemo keeps, for one Actions call (one goroutine), the directory's answers that
+// several rules ask for.
+type actionsMemo struct {
+	actor    User
+	actorErr error
+	resolved bool
+	approver map[string]bool // group id -> the actor approves it
+}
+
+type memoKey struct{}
+
+// resolveActor reads the acting person from the directory, once per Actions call.
+func (e *Engine) resolveActor(ctx context.Context, id string) (User, error) {
+	m, _ := ctx.Value(memoKey{}).(*actionsMemo)
+	if m == nil {
+		return e.dir.ResolveUser(ctx, id)
+	}
+	if !m.resolved {
+		m.actor, m.actorErr = e.dir.ResolveUser(ctx, id)
+		m.resolved = true
+	}
+	return m.actor, m.actorErr
 }
 
 // ApproverActions is what Actions returns for an approver of the request's group who is not

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
 	"github.com/pimbot/pimbot/bot/policyfile"
+	"github.com/pimbot/pimbot/graphclient/local"
 )
 
 // allActions is every action, in the engine's display order.
@@ -413,5 +415,40 @@ func TestDeactivate_BeforeTheStartSaysCancelOrDeny(t *testing.T) {
 	}
 	if got := e.get(r.ID); got.State != bot.StatePending || got.Version != r.Version {
 		t.Fatalf("refusals changed the request: %s v%d", got.State, got.Version)
+	}
+}
+
+// countingDir counts the directory lookups the engine makes (the local directory answers).
+type countingDir struct {
+	*local.Directory
+	resolves, inGroup atomic.Int64
+}
+
+func (d *countingDir) ResolveUser(ctx context.Context, ref string) (bot.User, error) {
+	d.resolves.Add(1)
+	return d.Directory.ResolveUser(ctx, ref)
+}
+
+func (d *countingDir) InGroup(ctx context.Context, userID, groupRef string) (bool, error) {
+	d.inGroup.Add(1)
+	return d.Directory.InGroup(ctx, userID, groupRef)
+}
+
+// Actions asks the directory about the acting person once, however many rules need it.
+func TestActions_AskTheDirectoryOnce(t *testing.T) {
+	e := newEnvPolicy(t, edit(t, testPolicy, "approvers: [bob@example.com, carol@example.com]\n    max_duration: 4h",
+		"approvers: [bob@example.com, group:engineering@example.com]\n    max_duration: 4h"))
+	r := e.submit("alice", "prod-db-admins", bot.SubmitInput{})
+	d := &countingDir{Directory: e.dir}
+	eng := bot.New(bot.Config{Policy: e.pol, Store: e.store, Directory: d, Clock: e.clock})
+	got := eng.Actions(e.ctx, e.actor("erin"), r) // an approver through a directory group
+	if !slices.Contains(got, bot.ActApprove) || !slices.Contains(got, bot.ActDeny) {
+		t.Fatalf("actions %v", got)
+	}
+	if n := d.resolves.Load(); n != 1 {
+		t.Fatalf("%d account lookups for one Actions call, want 1", n)
+	}
+	if n := d.inGroup.Load(); n > 1 {
+		t.Fatalf("%d group lookups for one Actions call, want at most 1", n)
 	}
 }

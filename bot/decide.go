@@ -78,7 +78,7 @@ func (e *Engine) Deny(ctx context.Context, a Actor, id, reason string) (*Request
 func (e *Engine) checkEnabled(ctx context.Context, a Actor, action string) error {
 	u := a.User
 	if !u.Disabled {
-		fresh, err := e.dir.ResolveUser(ctx, a.User.ID)
+		fresh, err := e.resolveActor(ctx, a.User.ID)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			return &PermissionError{Action: action, Reason: "your account (" + u.Handle() + ") is no longer in the directory"}

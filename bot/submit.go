@@ -64,7 +64,17 @@ func (e *Engine) IsEligible(ctx context.Context, u User, g *Group) (bool, error)
 
 // IsApprover reports whether u may approve requests for g.
 func (e *Engine) IsApprover(ctx context.Context, u User, g *Group) (bool, error) {
-	return e.inList(ctx, g.Approvers, u)
+	m, _ := ctx.Value(memoKey{}).(*actionsMemo)
+	if m != nil {
+		if ok, seen := m.approver[g.ID]; seen {
+			return ok, nil
+		}
+	}
+	ok, err := e.inList(ctx, g.Approvers, u)
+	if m != nil && err == nil {
+		m.approver[g.ID] = ok
+	}
+	return ok, err
 }
 
 // EligibleGroups lists the groups u may activate, in policy order.
