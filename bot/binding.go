@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -33,8 +34,7 @@ type ChatAccount struct {
 // surface. user is the directory user who signed in.
 func (e *Engine) RecordBinding(ctx context.Context, typ string, chat ChatAccount, user User, detail string) error {
 	now := e.clock.Now()
-	sum := sha256.Sum256([]byte(typ + "|" + chat.Surface + "|" + chat.ID + "|" + user.ID + "|" + now.UTC().Format(time.RFC3339Nano)))
-	snap := &Request{ID: "bind-" + hex.EncodeToString(sum[:6]), Requester: user, Surface: chat.Surface, CreatedAt: now}
+	snap := &Request{ID: eventID("bind", now, typ, chat.Surface, chat.ID, user.ID), Requester: user, Surface: chat.Surface, CreatedAt: now}
 	ev := Event{Type: typ, Request: snap, At: now, Detail: detail, Chat: &chat}
 	tx := &Tx{Audit: []AuditRecord{{At: now, Type: typ, Subject: user.Handle(), Actor: chat.Surface + " account " + chat.ID,
 		Surface: chat.Surface, Detail: detail}}}
@@ -46,13 +46,23 @@ func (e *Engine) RecordBinding(ctx context.Context, typ string, chat ChatAccount
 	return nil
 }
 
-// announce is one notification job per surface for an event that concerns no stored request
-// (identity bindings, dead letters): its id is its own, so the job never reads a record.
-func (e *Engine) announce(ev Event) []Job {
-	jobs := make([]Job, 0, len(e.names))
-	for _, name := range e.names {
+// announce is one notification job per surface of the engine for an event that concerns no
+// stored request (identity bindings, dead letters, drift findings): its id is its own (see
+// eventID), so the job never reads a record.
+func (e *Engine) announce(ev Event) []Job { return announceTo(e.names, ev) }
+
+func announceTo(notifiers []string, ev Event) []Job {
+	jobs := make([]Job, 0, len(notifiers))
+	for _, name := range notifiers {
 		jobs = append(jobs, Job{ID: fmt.Sprintf("%s:%s:%s:0:%s", JobNotify, ev.Request.ID, ev.Type, name),
 			Kind: JobNotify, RequestID: ev.Request.ID, Due: ev.At, Notifier: name, Event: &ev})
 	}
 	return jobs
+}
+
+// eventID names an event that concerns no stored request: prefix-<12 hex digits> from what
+// the event is about and when it happened.
+func eventID(prefix string, at time.Time, about ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(append(about, at.UTC().Format(time.RFC3339Nano)), "|")))
+	return prefix + "-" + hex.EncodeToString(sum[:6])
 }

@@ -2,8 +2,6 @@ package bot
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -252,14 +250,8 @@ func (rc *Reconciler) record(tx *Tx, d Drift, typ string, now time.Time) {
 	rc.c.Logger.Warn("drift: access without a grant", "group", g.Name, "access", d.Access, "user", u.Handle(), "standing_access", g.StandingAccess, "removed", d.Removed)
 	tx.Audit = append(tx.Audit, AuditRecord{At: now, Type: typ, Group: g.Name, Access: d.Access,
 		Subject: u.Handle(), Actor: "pimbot", Surface: "reconciler", Detail: detail})
-	sum := sha256.Sum256([]byte(g.ID + "|" + string(d.Access) + "|" + u.ID + "|" + typ + "|" + now.UTC().Format(time.RFC3339Nano)))
-	id := "drift-" + hex.EncodeToString(sum[:6])
-	snap := &Request{ID: id, Kind: KindActivate, Group: g.Name, GroupID: g.ID, Access: d.Access, Requester: u, CreatedAt: now}
-	ev := Event{Type: typ, Request: snap, At: now, Detail: detail}
-	for _, name := range rc.c.Notifiers {
-		tx.Schedule = append(tx.Schedule, Job{ID: fmt.Sprintf("%s:%s:%s:0:%s", JobNotify, id, typ, name),
-			Kind: JobNotify, RequestID: id, Due: now, Notifier: name, Event: &ev})
-	}
+	snap := &Request{ID: eventID("drift", now, g.ID, string(d.Access), u.ID, typ), Kind: KindActivate, Group: g.Name, GroupID: g.ID, Access: d.Access, Requester: u, CreatedAt: now}
+	tx.Schedule = append(tx.Schedule, announceTo(rc.c.Notifiers, Event{Type: typ, Request: snap, At: now, Detail: detail})...)
 }
 
 // granted reports whether the holder has an open request that is active or being

@@ -2,8 +2,6 @@ package bot
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -218,8 +216,7 @@ func (e *Engine) deadLettered(ctx context.Context, c Claimed) {
 	tx := &Tx{Audit: []AuditRecord{{At: now, Type: EvDeadLetter, RequestID: c.Job.RequestID, Actor: "pimbot", Surface: "pimbot", Detail: detail}}}
 	// The surfaces hear of it under an id of its own: a notification job under the request's
 	// id would read the unreadable record again.
-	sum := sha256.Sum256([]byte(c.Job.ID + "|" + now.UTC().Format(time.RFC3339Nano)))
-	snap := &Request{ID: "dead-" + hex.EncodeToString(sum[:6]), ParentID: c.Job.RequestID, CreatedAt: now,
+	snap := &Request{ID: eventID("dead", now, c.Job.ID), ParentID: c.Job.RequestID, CreatedAt: now,
 		Requester: User{Name: "unreadable record"}}
 	ev := Event{Type: EvDeadLetter, Request: snap, At: now, Detail: detail}
 	tx.Schedule = e.announce(ev)
