@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Inbox lists the requests waiting for the person's decision, oldest first: the pending
@@ -17,15 +18,30 @@ import (
 // they may still deny it (Actions offers Deny).
 //
 // The pending requests are found through the open keys (Store.OpenRequests): every open
-// request holds one. When the store or the directory does not answer, Inbox returns an
+// request holds one, and only those of groups the person approves are loaded. When the store or the directory does not answer, Inbox returns an
 // error wrapping ErrUnavailable, never a list that may be missing some.
 func (e *Engine) Inbox(ctx context.Context, a Actor) ([]*Request, error) {
 	open, err := e.store.OpenRequests(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("inbox: read the open requests: %w", errors.Join(ErrUnavailable, err))
 	}
+	// Only a request of a group this person approves can wait for them. The open key of an
+	// activation names its group (requester|group id|access), so the others are never
+	// loaded; an extension's key names its parent instead (ext|id), and is loaded.
+	ctx = context.WithValue(ctx, memoKey{}, &actionsMemo{approver: map[string]bool{}})
+	approves := map[string]bool{}
+	for _, g := range e.pol.Groups {
+		ok, err := e.IsApprover(ctx, a.User, g)
+		if err != nil {
+			return nil, fmt.Errorf("inbox: %w", errors.Join(ErrUnavailable, err))
+		}
+		approves[strings.ToLower(g.ID)] = ok
+	}
 	ids := make([]string, 0, len(open))
-	for _, id := range open {
+	for key, id := range open {
+		if f := strings.Split(key, "|"); len(f) == 3 && !approves[strings.ToLower(f[1])] {
+			continue
+		}
 		if ValidID(id) {
 			ids = append(ids, id)
 		}
