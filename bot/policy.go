@@ -29,6 +29,7 @@ type Group struct {
 	ReminderBefore       time.Duration
 	ApprovalChannel      map[string]string // surface -> channel id
 	StandingAccess       string            // ignore | report | remove
+	AutoApprove          *AutoApprove      // approval for whoever is on call; nil: none
 	Line                 int               // where the group starts in the file
 }
 
@@ -79,6 +80,7 @@ type Policy struct {
 	Groups    []*Group
 	Users     []SeedUser
 	DirGroups []SeedGroup
+	Rotas     []SeedRota // local on-call rotas (provider local)
 	byName    map[string]*Group
 	byID      map[string]*Group
 }
