@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -19,29 +20,44 @@ const (
 	ActExtend     Action = "extend"     // more time on an active grant (Extend)
 	ActDeactivate Action = "deactivate" // end an active grant now (Deactivate)
 	ActCancel     Action = "cancel"     // withdraw a request that has not started (Cancel)
+	ActRevoke     Action = "revoke"     // an approver ends an automatic (on-call) approval at once (Revoke)
+	ActLooksGood  Action = "looks_good" // an approver reviews an automatic approval: it was right (LooksGood)
 )
 
 // actionOrder is the order in which actions are shown, everywhere.
-var actionOrder = []Action{ActApprove, ActDeny, ActVerify, ActExtend, ActDeactivate, ActCancel}
+var actionOrder = []Action{ActApprove, ActDeny, ActVerify, ActExtend, ActDeactivate, ActRevoke, ActLooksGood, ActCancel}
 
 // Actions lists what the person may do with the request now, in display order. Each action
 // is judged by the rule the engine applies when it is taken, so an action listed is one the
 // engine accepts and an action left out is one it refuses. A rule that needs the directory
 // and cannot get an answer leaves its action out.
 func (e *Engine) Actions(ctx context.Context, a Actor, r *Request) []Action {
+	order := actionOrder
 	if r.State.Terminal() {
-		return nil // every rule below refuses a request that can never change again; no need to ask the directory
+		if !r.Unreviewed() {
+			return nil // every rule refuses a request that can never change again; no need to ask the directory
+		}
+		order = []Action{ActLooksGood} // an ended automatic approval is still reviewed
 	}
 	// The rules ask the directory the same questions (the actor's account, whether they
 	// approve the group): answer each once for this call.
 	ctx = context.WithValue(ctx, memoKey{}, &actionsMemo{approver: map[string]bool{}})
 	var out []Action
-	for _, act := range actionOrder {
+	for _, act := range order {
 		if e.May(ctx, a, r, act) == nil {
 			out = append(out, act)
 		}
 	}
-	return out
+	return withoutDeactivateWhenRevoke(out)
+}
+
+// withoutDeactivateWhenRevoke leaves Deactivate out where Revoke is offered: on an automatic
+// approval, an approver's way to end it is Revoke (which also records the review).
+func withoutDeactivateWhenRevoke(acts []Action) []Action {
+	if !slices.Contains(acts, ActRevoke) {
+		return acts
+	}
+	return slices.DeleteFunc(acts, func(a Action) bool { return a == ActDeactivate })
 }
 
 // May is nil when the person may take the action on the request now; otherwise it is the
@@ -59,6 +75,10 @@ func (e *Engine) May(ctx context.Context, a Actor, r *Request, act Action) error
 		return e.canDeactivate(ctx, a, r)
 	case ActCancel:
 		return canCancel(a, r)
+	case ActRevoke:
+		return e.canRevoke(ctx, a, r)
+	case ActLooksGood:
+		return e.canLooksGood(ctx, a, r)
 	}
 	return &PermissionError{Action: truncate(string(act), 20), Reason: "pimbot knows no such action"}
 }
@@ -89,7 +109,8 @@ func (e *Engine) resolveActor(ctx context.Context, id string) (User, error) {
 
 // ApproverActions is what Actions returns for an approver of the request's group who is not
 // its requester and has not voted on it yet: what a message shared by all the approvers (a
-// channel post) offers. Whoever clicks is still judged by the engine.
+// channel post) offers; on an automatic approval, Revoke while it can still be ended and
+// Looks good until someone reviewed it. Whoever clicks is still judged by the engine.
 func (e *Engine) ApproverActions(r *Request) []Action {
 	g, err := e.groupOf(r)
 	if err != nil {
@@ -99,6 +120,14 @@ func (e *Engine) ApproverActions(r *Request) []Action {
 	for _, act := range []Action{ActApprove, ActDeny} {
 		if decideRule(act, g, r, decider{approver: true}) == nil {
 			out = append(out, act)
+		}
+	}
+	if r.AutoApproval != nil {
+		if r.Kind == KindActivate && (r.State == StateScheduled || (r.State == StateActive && !r.Ending())) {
+			out = append(out, ActRevoke)
+		}
+		if r.Unreviewed() {
+			out = append(out, ActLooksGood)
 		}
 	}
 	return out

@@ -42,6 +42,10 @@ func (e *Engine) runActivate(ctx context.Context, c Claimed) (bool, error) {
 				break
 			}
 			if r.Grant == GrantNone {
+				if ok, oerr := e.onCallAtStart(ctx, c, r, g); oerr != nil || !ok {
+					err = oerr
+					break
+				}
 				if r, err = e.prepareAdd(ctx, c, r, g); err != nil || r == nil || r.Grant != GrantAdding {
 					break
 				}
@@ -154,7 +158,14 @@ func (e *Engine) judgeAtStart(ctx context.Context, r *Request, g *Group) (reason
 	if !eligible {
 		return fmt.Sprintf("you are no longer eligible for %s", g.Name), 0, nil
 	}
-	if g.RequireApproval && len(r.Approvals) < g.ApprovalsRequired {
+	if g.RequireApproval && r.AutoApproval != nil && len(r.Approvals) == 0 {
+		switch aa := g.AutoApprove; {
+		case aa == nil:
+			return fmt.Sprintf("%s no longer approves whoever is on call automatically; request it again", g.Name), 0, nil
+		case r.Duration > aa.MaxDuration:
+			return fmt.Sprintf("%s now approves whoever is on call automatically for at most %s; request it again", g.Name, FormatDuration(aa.MaxDuration)), 0, nil
+		}
+	} else if g.RequireApproval && len(r.Approvals) < g.ApprovalsRequired {
 		return fmt.Sprintf("%s now needs %d approval(s) and this request has %d; request it again", g.Name, g.ApprovalsRequired, len(r.Approvals)), 0, nil
 	}
 	if g.RequireMFA && r.MFAVerifiedAt.IsZero() {

@@ -13,7 +13,7 @@ import (
 var auditLabels = map[string]string{
 	EvSubmitted: "submitted", EvApprovalAdded: "approval", EvApproved: "approved", EvDenied: "denied",
 	EvCanceled: "canceled", EvTimedOut: "timed out", EvActivated: "activated", EvEnded: "ended",
-	EvExtended: "extended", EvFailed: "FAILED", EvRemovalFailing: "REMOVAL FAILING",
+	EvExtended: "extended", EvReviewed: "reviewed", EvFailed: "FAILED", EvRemovalFailing: "REMOVAL FAILING",
 	EvDrift: "DRIFT reported", EvDriftRemoved: "DRIFT removed", EvDriftRemoveFailed: "DRIFT removal failed",
 	EvDeadLetter: "DEAD LETTER", EvBound: "BOUND", EvBindRefused: "BINDING REFUSED", EvUnbound: "UNBOUND",
 }
@@ -60,9 +60,15 @@ func AuditLine(ev Event, loc *time.Location) (line string, ok bool) {
 		} else {
 			add("for %s from %s", FormatDuration(r.Duration), at(r.Start))
 		}
-		if r.State == StatePending {
+		switch {
+		case r.State == StatePending:
 			add("awaiting %d approval(s)", r.ApprovalsRequired)
-		} else {
+			if r.OnCallNote != "" {
+				add("%s", text(r.OnCallNote))
+			}
+		case r.AutoApproval != nil:
+			add("approved by %s", text(r.AutoApproval.Words()))
+		default:
 			add("no approval needed")
 		}
 		if !r.MFAVerifiedAt.IsZero() {
@@ -80,6 +86,8 @@ func AuditLine(ev Event, loc *time.Location) (line string, ok bool) {
 		if r.EndReason != "" {
 			add("%s", text(r.EndReason))
 		}
+	case EvReviewed:
+		add("automatic approval by %s: %s", text(r.AutoApproval.Words()), text(ev.Detail))
 	case EvActivated:
 		add("until %s", at(r.EndsAt))
 	case EvExtended:

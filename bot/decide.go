@@ -157,28 +157,37 @@ func (e *Engine) Deactivate(ctx context.Context, a Actor, id string) (*Request, 
 		r := cur.Clone()
 		switch cur.State {
 		case StateActive:
-			r.EndsAt, r.EndReason = now, "deactivated by "+a.User.Handle()
-			r.EndedBy = &Decision{By: a.User, At: now, Surface: a.Surface}
-			tx := &Tx{Puts: []Put{{Request: r, Expect: cur.Version}},
-				Schedule:   []Job{{ID: JobID(JobEnd, r.ID), Kind: JobEnd, RequestID: r.ID, Due: now}},
-				Unschedule: []string{JobID(JobRemind, r.ID)},
-				// Audited now; people hear of it when the removal is done (the ended event).
-				Audit: []AuditRecord{{At: now, Type: "deactivate", RequestID: r.ID, Group: r.Group, Access: r.Access,
-					Subject: r.Requester.Handle(), Actor: a.User.Handle(), Surface: a.Surface, Detail: r.EndReason}}}
-			return tx, nil
+			return e.endNow(r, cur, a, "deactivated by "+a.User.Handle(), "deactivate", now), nil
 		case StateScheduled:
-			// As a cancel does: the activate job runs now, finds the request canceled, makes
-			// sure nothing was granted, and only then releases the open lock.
-			r.State, r.EndedAt, r.EndReason = StateCanceled, now, "canceled by "+a.User.Handle()
-			r.EndedBy = &Decision{By: a.User, At: now, Surface: a.Surface}
-			j := activateJob(r)
-			j.Due = now
-			tx := &Tx{Puts: []Put{{Request: r, Expect: cur.Version}}, Unschedule: []string{JobID(JobTimeout, r.ID)}, Schedule: []Job{j}}
-			e.emit(tx, Event{Type: EvCanceled, Request: r, Actor: &a.User, At: now}, a)
-			return tx, nil
+			return e.cancelScheduled(r, cur, a, "canceled by "+a.User.Handle(), now), nil
 		}
 		return nil, &StateError{ID: cur.ID, State: cur.State, Action: "deactivate"} // canDeactivate lets no other state through
 	})
+}
+
+// endNow ends the active grant r (a clone of cur) at once: its end job runs now. It is
+// audited now (as op); people hear of it when the removal is done (the ended event).
+func (e *Engine) endNow(r, cur *Request, a Actor, reason, op string, now time.Time) *Tx {
+	r.EndsAt, r.EndReason = now, reason
+	r.EndedBy = &Decision{By: a.User, At: now, Surface: a.Surface}
+	return &Tx{Puts: []Put{{Request: r, Expect: cur.Version}},
+		Schedule:   []Job{{ID: JobID(JobEnd, r.ID), Kind: JobEnd, RequestID: r.ID, Due: now}},
+		Unschedule: []string{JobID(JobRemind, r.ID)},
+		Audit: []AuditRecord{{At: now, Type: op, RequestID: r.ID, Group: r.Group, Access: r.Access,
+			Subject: r.Requester.Handle(), Actor: a.User.Handle(), Surface: a.Surface, Detail: r.EndReason}}}
+}
+
+// cancelScheduled cancels the approved request r (a clone of cur) before its start. As a
+// cancel does, the activate job runs now, finds the request canceled, makes sure nothing was
+// granted, and only then releases the open lock.
+func (e *Engine) cancelScheduled(r, cur *Request, a Actor, reason string, now time.Time) *Tx {
+	r.State, r.EndedAt, r.EndReason = StateCanceled, now, reason
+	r.EndedBy = &Decision{By: a.User, At: now, Surface: a.Surface}
+	j := activateJob(r)
+	j.Due = now
+	tx := &Tx{Puts: []Put{{Request: r, Expect: cur.Version}}, Unschedule: []string{JobID(JobTimeout, r.ID)}, Schedule: []Job{j}}
+	e.emit(tx, Event{Type: EvCanceled, Request: r, Actor: &a.User, At: now}, a)
+	return tx
 }
 
 // Extend asks for more time on an active grant. The extension is judged like a new

@@ -23,9 +23,10 @@ type Config struct {
 	Notifiers []Notifier
 	Logger    *slog.Logger
 	Hooks     Hooks
-	MFA       MFAVerifier   // step-up verification with Entra; nil: groups with require_mfa refuse requests
-	Lease     time.Duration // job lease; default JobLease
-	Poll      time.Duration // how often an idle worker looks for due jobs; default PollInterval
+	MFA       MFAVerifier      // step-up verification with Entra; nil: groups with require_mfa refuse requests
+	OnCall    []OnCallProvider // on-call rotas for auto_approve; a group whose provider is missing asks its approvers
+	Lease     time.Duration    // job lease; default JobLease
+	Poll      time.Duration    // how often an idle worker looks for due jobs; default PollInterval
 }
 
 // Hooks let the operator's metrics observe the engine without the engine knowing Prometheus.
@@ -49,6 +50,7 @@ type Engine struct {
 	log       *slog.Logger
 	hooks     Hooks
 	mfa       MFAVerifier
+	oncall    map[string]OnCallProvider
 	lease     time.Duration
 	poll      time.Duration
 	lag       time.Duration // the directory's replication lag
@@ -58,7 +60,10 @@ type Engine struct {
 // New builds an Engine.
 func New(c Config) *Engine {
 	e := &Engine{pol: c.Policy, store: c.Store, dir: c.Directory, clock: c.Clock, log: c.Logger, hooks: c.Hooks, mfa: c.MFA,
-		notifiers: map[string]Notifier{}, kick: make(chan struct{}, 1)}
+		notifiers: map[string]Notifier{}, kick: make(chan struct{}, 1), oncall: map[string]OnCallProvider{}}
+	for _, p := range c.OnCall {
+		e.oncall[p.Name()] = p
+	}
 	if e.clock == nil {
 		e.clock = SystemClock{}
 	}

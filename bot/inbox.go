@@ -10,7 +10,8 @@ import (
 )
 
 // Inbox lists the requests waiting for the person's decision, oldest first: the pending
-// requests on which the engine offers them Approve (Actions lists ActApprove). That is the
+// requests on which the engine offers them Approve (Actions lists ActApprove), and the
+// automatic (on-call) approvals that wait for their review (Actions lists ActLooksGood). That is the
 // rule Approve enforces, so the inbox holds a request exactly when an approval by this
 // person would be accepted: they are an enabled approver of its group, it is not their own
 // (unless the group allows self-approval), and they have not approved it yet. A request
@@ -26,8 +27,9 @@ func (e *Engine) Inbox(ctx context.Context, a Actor) ([]*Request, error) {
 		return nil, fmt.Errorf("inbox: read the open requests: %w", errors.Join(ErrUnavailable, err))
 	}
 	// Only a request of a group this person approves can wait for them. The open key of an
-	// activation names its group (requester|group id|access), so the others are never
-	// loaded; an extension's key names its parent instead (ext|id), and is loaded.
+	// activation names its group (requester|group id|access), as does a review key
+	// (review|group id|id), so the others are never loaded; an extension's key names its
+	// parent instead (ext|id), and is loaded.
 	ctx = context.WithValue(ctx, memoKey{}, &actionsMemo{approver: map[string]bool{}})
 	approves := map[string]bool{}
 	for _, g := range e.pol.Groups {
@@ -56,10 +58,15 @@ func (e *Engine) Inbox(ctx context.Context, a Actor) ([]*Request, error) {
 			continue // closed and gone since the keys were read
 		case err != nil:
 			return nil, fmt.Errorf("inbox: load request %s: %w", id, errors.Join(ErrUnavailable, err))
+		}
+		act := ActApprove
+		switch {
+		case r.Unreviewed():
+			act = ActLooksGood // an automatic approval waits for their review
 		case r.State != StatePending:
 			continue
 		}
-		switch err := e.May(ctx, a, r, ActApprove); {
+		switch err := e.May(ctx, a, r, act); {
 		case err == nil:
 			out = append(out, r)
 		case errors.Is(err, ErrUnavailable):

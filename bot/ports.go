@@ -21,6 +21,7 @@ const (
 	JobRemind   = "remind"   // tell the requester the end is near
 	JobNotify   = "notify"   // deliver one event to one surface
 	JobMFAPoll  = "mfa_poll" // ask Entra whether a device-code sign-in is done
+	JobReview   = "review"   // remind the approvers, once a day, of an automatic approval nobody reviewed
 )
 
 // Job is one unit of durable, scheduled work.
@@ -123,7 +124,9 @@ type Store interface {
 	Release(ctx context.Context, leases []Lease) error
 	// AuditSince reads the audit trail from since, oldest first.
 	AuditSince(ctx context.Context, since time.Time, limit int) ([]AuditRecord, error)
-	// OpenRequests maps every open key (requester|group id|access) to its open request id.
+	// OpenRequests maps every open key (requester|group id|access, ext|parent id) to its open
+	// request id, and every review key (review|group id|request id) of an automatic approval
+	// that no approver has reviewed yet to its request id.
 	OpenRequests(ctx context.Context) (map[string]string, error)
 	Ping(ctx context.Context) error
 }
@@ -193,6 +196,8 @@ const (
 	EvFailed         = "failed"          // the directory refused the grant for good
 	EvDelayed        = "delayed"         // the directory is failing; we keep trying
 	EvRemovalFailing = "removal_failing" // alert: removal keeps failing; we keep retrying
+	EvReviewed       = "reviewed"        // an approver looked at an automatic (on-call) approval: "looks good"
+	EvReviewDue      = "review_due"      // daily: an automatic approval is still not reviewed
 )
 
 // Event is what happened to a request, for the Notifier and the audit trail.

@@ -168,6 +168,11 @@ type Request struct {
 	Grant   GrantState `json:"grant,omitempty"`    // what the directory holds
 	AddedAt time.Time  `json:"added_at,omitempty"` // when the add was first asked for (replication lag is counted from it)
 
+	// AutoApproval is set when the on-call rule (auto_approve) approved the request instead
+	// of a person; OnCallNote says why a request of such a group went to the approvers.
+	AutoApproval *AutoApproval `json:"auto_approval,omitempty"`
+	OnCallNote   string        `json:"on_call_note,omitempty"`
+
 	Extensions []string `json:"extensions,omitempty"` // applied extension request ids
 	Failures   int      `json:"failures,omitempty"`   // consecutive directory failures of the pending job
 	LastError  string   `json:"last_error,omitempty"`
@@ -185,6 +190,14 @@ func (r *Request) Clone() *Request {
 	if r.EndedBy != nil {
 		d := *r.EndedBy
 		c.EndedBy = &d
+	}
+	if r.AutoApproval != nil {
+		aa := *r.AutoApproval
+		if aa.Review != nil {
+			rv := *aa.Review
+			aa.Review = &rv
+		}
+		c.AutoApproval = &aa
 	}
 	return &c
 }

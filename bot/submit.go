@@ -221,13 +221,19 @@ func (e *Engine) route(ctx context.Context, tx *Tx, r *Request, g *Group, a Acto
 		parent = p
 	}
 	if g.RequireApproval {
+		aa, note := e.onCallApproval(ctx, r, g, now)
+		if aa != nil {
+			e.autoApprove(tx, r, aa, a, now)
+			return tx, nil
+		}
+		r.OnCallNote = note
 		r.State = StatePending
 		timeout := g.PendingTimeout
 		if parent != nil {
 			timeout = minDur(timeout, parent.EndsAt.Sub(now))
 		}
 		tx.Schedule = append(tx.Schedule, Job{ID: JobID(JobTimeout, r.ID), Kind: JobTimeout, RequestID: r.ID, Due: now.Add(timeout)})
-		e.emit(tx, Event{Type: EvSubmitted, Request: r, Parent: parent, Actor: &r.Requester, At: now}, a)
+		e.emit(tx, Event{Type: EvSubmitted, Request: r, Parent: parent, Actor: &r.Requester, At: now, Detail: note}, a)
 		return tx, nil
 	}
 	r.DecidedAt = now

@@ -369,6 +369,8 @@ func (e *Engine) runJob(ctx context.Context, c Claimed) (ack bool, err error) {
 		return e.runRemind(ctx, c)
 	case JobMFAPoll:
 		return e.runMFAPoll(ctx, c)
+	case JobReview:
+		return e.runReview(ctx, c)
 	}
 	return true, fmt.Errorf("unknown job kind %q", j.Kind)
 }

@@ -220,6 +220,9 @@ func Parse(name string, data []byte) (*bot.Policy, error) {
 			return nil, err
 		}
 	}
+	if err := p.checkRotas(pol, gn); err != nil {
+		return nil, err
+	}
 	return pol, nil
 }
 

@@ -208,7 +208,7 @@ func (p *parser) group(n *yaml.Node, i int, def bot.Group) (*bot.Group, error) {
 			}
 		}
 	}
-	keys := append([]string{"name", "id", "description"}, groupKeys...)
+	keys := append([]string{"name", "id", "description", "auto_approve"}, groupKeys...)
 	f, err := p.fields(n, path, keys...)
 	if err != nil {
 		return nil, err
@@ -246,6 +246,11 @@ func (p *parser) group(n *yaml.Node, i int, def bot.Group) (*bot.Group, error) {
 	if err := p.applyGroupKeys(&g, f, path); err != nil {
 		return nil, err
 	}
+	if v, ok := f["auto_approve"]; ok {
+		if err := p.autoApprove(v, &g, path+".auto_approve"); err != nil {
+			return nil, err
+		}
+	}
 	at := func(key string) *yaml.Node {
 		if v, ok := f[key]; ok {
 			return v
@@ -281,7 +286,7 @@ func hasGroupRef(xs []string) bool {
 }
 
 func (p *parser) directory(n *yaml.Node, pol *bot.Policy) error {
-	f, err := p.fields(n, "directory", "users", "groups")
+	f, err := p.fields(n, "directory", "users", "groups", "on_call")
 	if err != nil {
 		return err
 	}
@@ -363,6 +368,9 @@ func (p *parser) directory(n *yaml.Node, pol *bot.Policy) error {
 			}
 			pol.DirGroups = append(pol.DirGroups, sg)
 		}
+	}
+	if rn, ok := f["on_call"]; ok {
+		return p.rotas(rn, pol)
 	}
 	return nil
 }

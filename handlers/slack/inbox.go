@@ -140,6 +140,9 @@ func inboxLine(r *bot.Request, now time.Time, loc *time.Location) string {
 	if w := r.When(now, loc); w != "" {
 		line += " " + esc(w)
 	}
+	if r.Unreviewed() {
+		line = fmt.Sprintf("%s got *%s* approved automatically by %s (%s): *review it*", who, esc(r.What()), esc(r.AutoApproval.Words()), esc(r.State.Label()))
+	}
 	facts := []string{"`" + r.ID + "`", "asked " + bot.FormatTime(r.CreatedAt, now, loc)}
 	if r.ApprovalsRequired > 1 {
 		facts = append(facts, fmt.Sprintf("%d of %d approvals", len(r.Approvals), r.ApprovalsRequired))

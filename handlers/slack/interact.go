@@ -56,6 +56,11 @@ func (s *Surface) blockActions(ctx context.Context, cb slack.InteractionCallback
 			name, f = "cancel", func(ctx context.Context) { s.act(ctx, o, id, s.eng.Cancel) }
 		case actDeactivate:
 			name, f = "deactivate", func(ctx context.Context) { s.act(ctx, o, id, s.eng.Deactivate) }
+		case actRevoke:
+			name, f = "revoke", func(ctx context.Context) { s.act(ctx, o, id, s.eng.Revoke) }
+		case actLooksGood:
+			fromInbox := strings.HasPrefix(a.BlockID, blockInbox)
+			name, f = "review", func(ctx context.Context) { s.looksGood(ctx, o, id, fromInbox) }
 		case actExtend:
 			name, f = "extend form", func(ctx context.Context) { s.openExtend(ctx, o, cb.TriggerID, id) }
 		case actVerifyAgain:
@@ -108,7 +113,26 @@ func (s *Surface) approve(ctx context.Context, o origin, id string, fromInbox bo
 	}
 }
 
-// act runs cancel or deactivate for the clicking person.
+// looksGood records the clicking approver's review of an automatic approval; the engine
+// decides whether they may. The approvers' message is updated by the notification that
+// follows; a click on the inbox redraws it without the request.
+func (s *Surface) looksGood(ctx context.Context, o origin, id string, fromInbox bool) {
+	u, err := s.identify(ctx, o.UserID)
+	if err != nil {
+		s.tellErr(ctx, o, err)
+		return
+	}
+	if _, err := s.eng.LooksGood(ctx, s.actor(u), id); err != nil {
+		s.tellErr(ctx, o, err)
+		return
+	}
+	s.refreshOwnHome(ctx, u, o.UserID)
+	if fromInbox {
+		s.redrawInbox(ctx, o, u, "Reviewed request "+id+": looks good.")
+	}
+}
+
+// act runs cancel, deactivate or revoke for the clicking person.
 func (s *Surface) act(ctx context.Context, o origin, id string, f func(context.Context, bot.Actor, string) (*bot.Request, error)) {
 	u, err := s.identify(ctx, o.UserID)
 	if err != nil {

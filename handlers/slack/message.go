@@ -128,8 +128,14 @@ func statusLine(r *bot.Request, parent *bot.Request, now time.Time, loc *time.Lo
 		if r.ApprovalsRequired > 1 {
 			return fmt.Sprintf(":large_yellow_circle: *Waiting for %d approvals.*", r.ApprovalsRequired)
 		}
+		if r.OnCallNote != "" {
+			return ":large_yellow_circle: *Waiting for approval* (" + esc(r.OnCallNote) + ")."
+		}
 		return ":large_yellow_circle: *Waiting for approval.*"
 	case bot.StateScheduled:
+		if r.AutoApproval != nil {
+			return ":white_check_mark: *Approved automatically* by " + esc(r.AutoApproval.Words()) + "; starts " + esc(strings.TrimPrefix(r.When(now, loc), "from ")) + "." + reviewText(r, who)
+		}
 		if len(r.Approvals) == 0 {
 			return ":white_check_mark: *Approved* (no approval needed); starts " + esc(strings.TrimPrefix(r.When(now, loc), "from ")) + "."
 		}
@@ -138,10 +144,12 @@ func statusLine(r *bot.Request, parent *bot.Request, now time.Time, loc *time.Lo
 		s := ":large_green_circle: *Active* until " + bot.FormatTime(r.EndsAt, now, loc) + "."
 		if len(r.Approvals) > 0 {
 			s += " Approved by " + approvedBy() + "."
+		} else if r.AutoApproval != nil {
+			s += " Approved automatically by " + esc(r.AutoApproval.Words()) + "."
 		}
-		return s
+		return s + reviewText(r, who)
 	case bot.StateEnded:
-		return ":white_circle: *Ended* " + bot.FormatTime(r.EndedAt, now, loc) + " (" + esc(r.EndReason) + ")."
+		return ":white_circle: *Ended* " + bot.FormatTime(r.EndedAt, now, loc) + " (" + esc(r.EndReason) + ")." + reviewText(r, who)
 	case bot.StateDenied:
 		s := ":x: *Denied*"
 		if r.Denial != nil {
@@ -177,6 +185,20 @@ func statusLine(r *bot.Request, parent *bot.Request, now time.Time, loc *time.Lo
 	return esc(r.State.Label())
 }
 
+// reviewText is, for an automatic approval, where its review stands: " Not reviewed yet."
+// or " Reviewed by Bob: looks good." ("" for other requests).
+func reviewText(r *bot.Request, who people) string {
+	switch {
+	case r.AutoApproval == nil:
+		return ""
+	case r.AutoApproval.Review == nil:
+		return " _Not reviewed yet._"
+	case r.AutoApproval.Review.Verdict == bot.VerdictRevoked:
+		return " Revoked by " + who.mention(r.AutoApproval.Review.By) + "."
+	}
+	return " Reviewed by " + who.mention(r.AutoApproval.Review.By) + ": looks good."
+}
+
 // stripMarks turns a status line into fallback text: no emoji codes, no bold marks.
 func stripMarks(s string) string {
 	if i := strings.Index(s, ": "); i > 0 && strings.HasPrefix(s, ":") && !strings.Contains(s[:i], " ") {
@@ -202,6 +224,13 @@ func actionButtons(id string, acts []bot.Action) []slack.BlockElement {
 			bs = append(bs, button(actDeactivate, id, "Deactivate now", slack.StyleDanger))
 		case bot.ActCancel:
 			bs = append(bs, button(actCancel, id, "Cancel request", ""))
+		case bot.ActRevoke:
+			b := button(actRevoke, id, "Revoke", slack.StyleDanger)
+			b.Confirm = slack.NewConfirmationBlockObject(plain("Revoke the automatic approval?"),
+				md("The access ends now (or never starts), and the requester is told."), plain("Revoke"), plain("Keep it"))
+			bs = append(bs, b)
+		case bot.ActLooksGood:
+			bs = append(bs, button(actLooksGood, id, "Looks good", slack.StylePrimary))
 		}
 	}
 	return bs
@@ -225,6 +254,9 @@ func requesterMessage(ev bot.Event, g *bot.Group, acts []bot.Action, now time.Ti
 			text = fmt.Sprintf(":hourglass: Extension %s (*%s more* for request `%s`) is waiting for approval", id, bot.FormatDuration(r.Duration), esc(r.ParentID))
 		case r.State == bot.StatePending:
 			text = fmt.Sprintf(":hourglass: Request %s (*%s*, %s) is waiting for approval", id, esc(r.What()), esc(r.When(now, loc)))
+		case r.State == bot.StateScheduled && r.AutoApproval != nil:
+			text = fmt.Sprintf(":white_check_mark: Request %s (*%s*) was approved automatically: you are on call (%s); it starts %s. The approvers see it and review it afterwards.",
+				id, esc(r.What()), esc(strings.TrimPrefix(strings.TrimSuffix(r.AutoApproval.Words(), ")"), "on-call (")), esc(strings.TrimPrefix(r.When(now, loc), "from ")))
 		case r.State == bot.StateScheduled:
 			text = fmt.Sprintf(":white_check_mark: Request %s (*%s*) needs no approval; it starts %s.", id, esc(r.What()), esc(strings.TrimPrefix(r.When(now, loc), "from ")))
 		default:
@@ -235,6 +267,9 @@ func requesterMessage(ev bot.Event, g *bot.Group, acts []bot.Action, now time.Ti
 				text += " by " + approverNames(g.ApproversFor(r.Requester))
 			}
 			text += "."
+			if r.OnCallNote != "" {
+				text += " (" + esc(bot.Capitalize(r.OnCallNote)) + ".)"
+			}
 		}
 	case bot.EvApprovalAdded:
 		text = fmt.Sprintf(":large_yellow_circle: %s approved request %s (%d of %d); waiting for %d more.",

@@ -31,6 +31,8 @@ const (
 	actDeactivate   = "deactivate"
 	actExtend       = "extend"
 	actVerifyAgain  = "verify_again" // a fresh MFA sign-in ("verify" is the link button's id)
+	actRevoke       = "revoke"       // an approver ends an automatic (on-call) approval
+	actLooksGood    = "looks_good"   // an approver reviews an automatic approval
 	actHomeActivate = "home_activate"
 )
 
