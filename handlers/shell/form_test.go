@@ -12,7 +12,7 @@ import (
 func TestForm_FirstQuestionSaysCancelLeaves(t *testing.T) {
 	tm := start(t, pimbot.ExamplePolicy)
 	tm.expect(5*time.Second, "You are alice@example.com")
-	out := tm.do("/activate", "Group (prod-db-admins, sandbox-admins), or cancel to leave the form:")
+	out := tm.do("/activate", "Group (prod-db-admins, incident-db-admins, sandbox-admins), or cancel to leave the form:")
 	if strings.Count(out, "cancel") != 1 {
 		t.Fatalf("the first question should mention cancel once:\n%s", out)
 	}
@@ -26,11 +26,11 @@ func TestForm_UnknownGroupRefusedAtTheGroupQuestion(t *testing.T) {
 	tm := start(t, pimbot.ExamplePolicy)
 	tm.expect(5*time.Second, "You are alice@example.com")
 	tm.do("/activate", "Group (")
-	out := tm.do("groups", `There is no group "groups"; you can activate: prod-db-admins, sandbox-admins`, "Group (prod-db-admins, sandbox-admins)")
+	out := tm.do("groups", `There is no group "groups"; you can activate: prod-db-admins, incident-db-admins, sandbox-admins`, "Group (prod-db-admins, incident-db-admins, sandbox-admins)")
 	if strings.Contains(out, "Member or owner") {
 		t.Fatalf("an unknown group went on to the next question:\n%s", out)
 	}
-	tm.do("prod-db-admns", `There is no group "prod-db-admns" (did you mean prod-db-admins?); you can activate: prod-db-admins, sandbox-admins`, "Group (")
+	tm.do("prod-db-admns", `There is no group "prod-db-admns" (did you mean prod-db-admins?); you can activate: prod-db-admins, incident-db-admins, sandbox-admins`, "Group (")
 	tm.do("PROD-DB-ADMINS", "Member or owner [member]")
 	tm.do("cancel", "Nothing was requested.")
 
@@ -87,5 +87,5 @@ func TestQuickForm_KeepsEveryWordOrRefuses(t *testing.T) {
 		`Reason: "for the db migration"`)
 	tm.do("/activate prod-db-admins member owner for 1h x", "Say member or owner, not both", "Usage: /activate")
 	tm.do("/activate sandbox-admins for 0m", "The duration must be positive, not 0m")
-	tm.do("/activate stauts", `There is no group "stauts" (did you mean the command status?); you can activate: prod-db-admins, sandbox-admins`)
+	tm.do("/activate stauts", `There is no group "stauts" (did you mean the command status?); you can activate: prod-db-admins, incident-db-admins, sandbox-admins`)
 }

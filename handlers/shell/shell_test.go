@@ -116,7 +116,7 @@ func TestShell_EveryRoleEndToEnd(t *testing.T) {
 
 func TestShell_FormOneQuestionAtATime(t *testing.T) {
 	tm := start(t, pimbot.ExamplePolicy)
-	tm.do("/activate", "Group (prod-db-admins, sandbox-admins)")
+	tm.do("/activate", "Group (prod-db-admins, incident-db-admins, sandbox-admins)")
 	tm.do("prod-db-admins", "Member or owner [member]")
 	tm.do("owner", "Duration (5m to 4h) [1h]")
 	tm.do("twelve", `"twelve" is not a duration`, "Duration (5m to 4h) [1h]")

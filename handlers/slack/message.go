@@ -390,6 +390,9 @@ func alertMessage(ev bot.Event, who people) msg {
 	r := ev.Request
 	var text string
 	switch ev.Type {
+	case bot.EvReviewDue:
+		text = fmt.Sprintf(":eyes: *Not reviewed yet*: %s got *%s* of *%s* approved automatically by %s (request `%s`). An approver should look at it: *Looks good* or *Revoke* on the request's message, or `/activate pending`.",
+			who.mention(r.Requester), r.Access, esc(r.Group), esc(r.AutoApproval.Words()), r.ID)
 	case bot.EvRemovalFailing:
 		text = fmt.Sprintf(":rotating_light: *Removal keeps failing*: %s is still *%s* of *%s* (request `%s`); pimbot keeps retrying. %s",
 			who.mention(r.Requester), r.Access, esc(r.Group), r.ID, esc(truncate(ev.Detail, 500)))
