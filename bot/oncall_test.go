@@ -11,6 +11,8 @@ import (
 	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	oncalllocal "github.com/pimbot/pimbot/oncall/local"
+	"github.com/pimbot/pimbot/oncall/pagerduty"
+	"github.com/pimbot/pimbot/oncall/pagerduty/pagerdutyfake"
 	"github.com/pimbot/pimbot/store/storetest"
 )
 
@@ -121,6 +123,7 @@ func TestOnCall_ApprovedAutomaticallyThenReviewed(t *testing.T) {
 	if acts := e.eng.Actions(e.ctx, bob, e.get(r.ID)); !slices.Equal(acts, []bot.Action{bot.ActRevoke}) {
 		t.Errorf("after the review bob may still revoke, nothing else: %v", acts)
 	}
+	e.drain()
 	if got := e.rec.types(r.ID); !slices.Contains(got, bot.EvReviewed) {
 		t.Errorf("no reviewed event: %v", got)
 	}
@@ -286,5 +289,92 @@ func TestOnCall_LaterStartAsksAgain(t *testing.T) {
 	e.drain()
 	if !e.holds("alice@example.com", "g-prod", bot.Member) {
 		t.Error("approved by bob but not added")
+	}
+}
+
+// pagedPolicy: alice is on call for the Database service's escalation policy; automatic
+// approval needs an open incident on it.
+const pagedPolicy = `
+settings: {requests_per_minute: 0, max_pending: 0}
+groups:
+  - name: prod-db-admins
+    id: g-prod
+    eligible: [alice@example.com]
+    approvers: [bob@example.com]
+    auto_approve:
+      on_call:
+        pagerduty: {services: [PSVC001]}
+      require_incident: true
+directory:
+  users:
+    - {email: alice@example.com, name: Alice}
+    - {email: bob@example.com, name: Bob}
+`
+
+// newPagedEnv runs the engine with the real PagerDuty client against the PagerDuty fake.
+func newPagedEnv(t *testing.T) (*env, *pagerdutyfake.Server) {
+	t.Helper()
+	pol, err := policyfile.Parse("paged.yaml", []byte(pagedPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd := pagerdutyfake.New(t, "pd-token")
+	pd.AddUser(pagerdutyfake.User{ID: "PALICE1", Name: "Alice", Email: "alice@example.com"})
+	pd.AddService(pagerdutyfake.Service{ID: "PSVC001", Name: "Database", PolicyID: "PEP0001", PolicyName: "DB escalation"})
+	e := &env{t: t, ctx: t.Context(), pol: pol, store: storetest.New(t), dir: local.New(pol),
+		clock: &fakeClock{t: time.Now().UTC().Truncate(time.Second)}, rec: &recorder{}}
+	pd.AddOnCall(pagerdutyfake.OnCall{UserID: "PALICE1", PolicyID: "PEP0001", Level: 1, Start: e.clock.Now().Add(-time.Hour), End: e.clock.Now().Add(8 * time.Hour)})
+	p, err := pagerduty.New(pagerduty.Options{Token: "pd-token", BaseURL: pd.URL(), Clock: e.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.eng = bot.New(bot.Config{Policy: pol, Store: e.store, Directory: e.dir, Clock: e.clock,
+		Notifiers: []bot.Notifier{e.rec}, OnCall: []bot.OnCallProvider{p}})
+	return e, pd
+}
+
+func TestOnCall_PagerDutyIncidentRequired(t *testing.T) {
+	e, pd := newPagedEnv(t)
+	alice := e.actor("alice@example.com")
+	r, err := e.eng.Submit(e.ctx, alice, bot.SubmitInput{Group: "prod-db-admins", Reason: "paged"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != bot.StatePending || !strings.Contains(r.OnCallNote, `no triggered or acknowledged incident on PagerDuty service "Database"`) {
+		t.Fatalf("no open incident: state %s, note %q", r.State, r.OnCallNote)
+	}
+	if _, err := e.eng.Cancel(e.ctx, alice, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.drain()
+	pd.AddIncident(pagerdutyfake.Incident{ID: "Q1", Number: 1234, Title: "Replica lag", Status: "triggered", ServiceID: "PSVC001"})
+	r, err = e.eng.Submit(e.ctx, alice, bot.SubmitInput{Group: "prod-db-admins", Reason: "paged"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.AutoApproval == nil {
+		t.Fatalf("on call with an open incident: state %s, note %q", r.State, r.OnCallNote)
+	}
+	if got, want := r.AutoApproval.Words(), `on-call (PagerDuty service "Database", incident #1234 "Replica lag")`; got != want {
+		t.Errorf("approved by %q, want %q", got, want)
+	}
+}
+
+func TestOnCall_PagerDutyDownAsksTheApprovers(t *testing.T) {
+	e, pd := newPagedEnv(t)
+	pd.AddIncident(pagerdutyfake.Incident{ID: "Q1", Number: 1234, Title: "Replica lag", Status: "triggered", ServiceID: "PSVC001"})
+	pd.Fail(100, 503)
+	r, err := e.eng.Submit(e.ctx, e.actor("alice@example.com"), bot.SubmitInput{Group: "prod-db-admins", Reason: "paged"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != bot.StatePending || r.AutoApproval != nil {
+		t.Fatalf("PagerDuty down: want pending, got %s", r.State)
+	}
+	if want := "not approved automatically: the on-call check failed (PagerDuty did not answer)"; r.OnCallNote != want {
+		t.Errorf("note %q, want %q", r.OnCallNote, want)
+	}
+	if ids := e.inbox("bob@example.com"); !slices.Equal(ids, []string{r.ID}) {
+		t.Errorf("bob's inbox %v", ids)
 	}
 }

@@ -29,6 +29,7 @@ type app struct {
 	store   *store.Redis
 	dir     bot.Directory
 	local   *local.Directory // set when the local directory is used
+	oncall  []bot.OnCallProvider
 	engine  *bot.Engine
 	hooks   bot.Hooks
 	metrics *metrics
@@ -111,7 +112,12 @@ func newApp(ctx context.Context, getenv func(string) string, logw io.Writer) (*a
 		a.Close()
 		return nil, err
 	}
-	a.engine = bot.New(bot.Config{Policy: a.pol, Store: a.store, Directory: a.dir, Logger: a.log, Hooks: a.hooks})
+	client := func(service string) *http.Client { return a.httpClient(service, 10*time.Second) }
+	if a.oncall, err = onCallProviders(getenv, a.pol, client, a.log); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.engine = bot.New(bot.Config{Policy: a.pol, Store: a.store, Directory: a.dir, Logger: a.log, Hooks: a.hooks, OnCall: a.oncall})
 	return a, nil
 }
 
