@@ -87,7 +87,8 @@ func (s *Surface) submitForm(ctx context.Context, a bot.Actor, v View, f Form) a
 		card, _ := s.form(ctx, a, v, f, fe, top)
 		return actionResult{card: card}
 	}
-	in, err := f.Input(v.Now, v.loc())
+	g, _ := s.eng.Policy().Group(f.Group) // nil: no such group, which the engine refuses
+	in, err := f.Input(v.Now, v.loc(), g)
 	var fe *bot.FieldError
 	if errors.As(err, &fe) {
 		return again(fe, "")
@@ -99,6 +100,6 @@ func (s *Surface) submitForm(ctx context.Context, a bot.Actor, v View, f Form) a
 	case err != nil:
 		return again(nil, bot.Describe(err))
 	}
-	g, _ := s.eng.Policy().Group(r.GroupID)
+	g, _ = s.eng.Policy().Group(r.GroupID)
 	return actionResult{card: SubmittedCard(v, r, g, s.eng.Actions(ctx, a, r))}
 }

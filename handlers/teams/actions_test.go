@@ -21,26 +21,61 @@ func cardActions(card map[string]any) []bot.Action {
 	return out
 }
 
-var hint = regexp.MustCompile(`· (approve|deny|verify|extend|deactivate|cancel) ([A-Z0-9]{8})`)
-
-// lineActions are the commands a status line suggests for a request.
-func lineActions(text, id string) []bot.Action {
+// requestActions are the engine's actions that the buttons of one request's own container
+// stand for (the status card, the answer to an action), in the card's order; each button
+// must be for that request, and the container must be there.
+func requestActions(t *testing.T, card map[string]any, id string) []bot.Action {
+	t.Helper()
+	found := false
 	var out []bot.Action
-	for _, l := range strings.Split(text, "\n") {
-		if !strings.HasPrefix(l, "Request "+id+" ·") {
-			continue
-		}
-		for _, m := range hint.FindAllStringSubmatch(l, -1) {
-			if m[2] == id {
-				out = append(out, bot.Action(m[1]))
+	var buttons, walk func(any)
+	buttons = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if x["type"] == "Action.Execute" {
+				if d, _ := x["data"].(map[string]any); d["requestId"] != id {
+					t.Fatalf("the container of %s has a button for %v", id, d["requestId"])
+				}
+				out = append(out, bot.Action(x["verb"].(string)))
+			}
+			for k, y := range x {
+				if k != "fallback" {
+					buttons(y)
+				}
+			}
+		case []any:
+			for _, y := range x {
+				buttons(y)
 			}
 		}
+	}
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if x["type"] == "Container" && strings.Contains(teamsfake.Strings(x["items"]), "Request "+id+"\n") {
+				found = true
+				buttons(x["items"])
+				return
+			}
+			for _, y := range x {
+				walk(y)
+			}
+		case []any:
+			for _, y := range x {
+				walk(y)
+			}
+		}
+	}
+	walk(card)
+	if !found {
+		t.Fatalf("the card has no container for request %s: %s", id, teamsfake.Strings(card))
 	}
 	return out
 }
 
-// Teams shows the buttons and commands the engine offers, nothing else: on the reply to a
-// request, the approvers' card, the requester's notices, and the status list.
+// Teams shows the buttons the engine offers, nothing else: on the reply to a request, the
+// approvers' card, the requester's notices, each request of the status list, and the answer
+// to an action.
 func TestActions_TeamsShowsWhatTheEngineOffers(t *testing.T) {
 	e := newEnv(t)
 	chat := e.fake.Personal(alice)
@@ -90,14 +125,14 @@ func TestActions_TeamsShowsWhatTheEngineOffers(t *testing.T) {
 	// The status list, before and after the grant is deactivated (its removal not yet run).
 	status := func(when string) {
 		t.Helper()
-		text := say("status").Text()
+		card := say("status").Card()
 		for _, r := range e.requests(aliceID) {
-			same(when+": the status line of "+r.Group+" ("+string(r.State)+")", lineActions(text, r.ID), e.eng.Actions(e.ctx, a, r))
+			same(when+": the status of "+r.Group+" ("+string(r.State)+")", requestActions(t, card, r.ID), e.eng.Actions(e.ctx, a, r))
 		}
 	}
 	status("active")
 	result := say("deactivate " + active.ID)
-	same("the result of deactivating", lineActions(result.Text(), active.ID), e.eng.Actions(e.ctx, a, e.get(active.ID)))
+	same("the result of deactivating", requestActions(t, result.Card(), active.ID), e.eng.Actions(e.ctx, a, e.get(active.ID)))
 	if !e.get(active.ID).Ending() {
 		t.Fatal("the grant is not being removed")
 	}

@@ -22,7 +22,11 @@ const (
 	maxReasonLen = 1000
 )
 
-// Tones of a card's title (Adaptive Card colors).
+// Tones of a state label. Text is never coloured: in Teams' light theme `warning` yellow on
+// white is 1.47:1, `good` green 2.07:1, and `attention` red on the dark theme's card 3.24:1,
+// all below WCAG's 4.5:1. A tone only picks the background of a state label (stateLabel),
+// whose text keeps the host's default colour (over 10:1 on every label background, in both
+// themes; scripts/render-cards prints the figures).
 const (
 	toneDefault   = "default"
 	toneGood      = "good"
@@ -59,18 +63,49 @@ func newCard(body []any, actions []any) Card {
 	return c
 }
 
-// title is a TextBlock of our own words (ids, states, policy names), escaped all the same.
-func title(text, tone string) map[string]any {
-	t := map[string]any{"type": "TextBlock", "text": escapeMarkdown(text, 200), "weight": "Bolder", "size": "Medium", "wrap": true}
-	if tone != "" && tone != toneDefault {
-		t["color"] = tone
-	}
-	return t
+// title is a TextBlock of our own words (ids, states, policy names), escaped all the same,
+// in the default colour.
+func title(text string) map[string]any {
+	return map[string]any{"type": "TextBlock", "text": escapeMarkdown(text, 200), "weight": "Bolder", "size": "Medium", "wrap": true}
 }
+
+// heading is a card's headline: large, bold, and announced as a heading by screen readers
+// (style "heading", Adaptive Cards 1.5). It may name people, so it is escaped.
+func heading(text string) map[string]any {
+	return map[string]any{"type": "TextBlock", "text": escapeMarkdown(text, 200), "size": "Large", "weight": "Bolder",
+		"style": "heading", "wrap": true, "spacing": "Small"}
+}
+
+// stateLabel says where a request stands in a few words ("Pending approval", "Active"), in
+// bold default-coloured text on a background of the tone's container style, so the state
+// reads the same on every theme and without colour.
+func stateLabel(text, tone string) map[string]any {
+	return map[string]any{"type": "ColumnSet", "columns": []any{labelColumn(text, tone)}}
+}
+
+// labelColumn is a state label as a column, to stand beside what it labels.
+func labelColumn(text, tone string) map[string]any {
+	style := "emphasis"
+	switch tone {
+	case toneGood, toneWarning, toneAttention:
+		style = tone
+	}
+	return map[string]any{"type": "Column", "width": "auto", "style": style, "items": []any{
+		map[string]any{"type": "TextBlock", "text": escapeMarkdown(text, 60), "weight": "Bolder", "size": "Small", "wrap": true}}}
+}
+
+// footer is the small print at the end of a card (the request id), our own words only.
+func footer(text string) map[string]any { return label(text) }
 
 // label is a small static TextBlock (our own words only).
 func label(text string) map[string]any {
 	return map[string]any{"type": "TextBlock", "text": escapeMarkdown(text, 200), "isSubtle": true, "size": "Small", "wrap": true, "spacing": "Medium"}
+}
+
+// problem is a refusal or an error: default-coloured text (it may quote what people typed)
+// in a box of the attention style, never red text.
+func problem(text string) map[string]any {
+	return map[string]any{"type": "Container", "style": toneAttention, "items": []any{para(text)}}
 }
 
 // runs is a RichTextBlock: its TextRuns are never parsed as markdown, so they carry people's text.
@@ -84,13 +119,6 @@ func runs(inlines ...map[string]any) map[string]any {
 
 func run(text string, max int) map[string]any {
 	return map[string]any{"type": "TextRun", "text": plainText(text, max)}
-}
-
-func colored(r map[string]any, tone string) map[string]any {
-	if tone != "" && tone != toneDefault {
-		r["color"] = tone
-	}
-	return r
 }
 
 func bold(r map[string]any) map[string]any {
@@ -137,4 +165,20 @@ func formatTime(t, now time.Time, loc *time.Location) string {
 		return ""
 	}
 	return bot.FormatTime(t, now, loc)
+}
+
+// span is a window of time, briefly, in the reader's zone: "09:00–11:00 UTC" today,
+// "2026-11-29 09:00–11:00 UTC" another day, "23:00 – 2026-11-29 01:00 UTC" over midnight.
+func (v View) span(from, to time.Time) string {
+	loc := v.loc()
+	f, t, n := from.In(loc), to.In(loc), v.Now.In(loc)
+	sameDay := func(a, b time.Time) bool { return a.Year() == b.Year() && a.YearDay() == b.YearDay() }
+	start := f.Format("2006-01-02 15:04")
+	if sameDay(f, n) {
+		start = f.Format("15:04")
+	}
+	if sameDay(f, t) {
+		return start + "–" + t.Format("15:04 MST")
+	}
+	return start + " – " + t.Format("2006-01-02 15:04 MST")
 }

@@ -18,11 +18,15 @@ type Offer struct {
 	From string
 }
 
-// fromInbox marks the buttons of the inbox card (InboxCard).
-const fromInbox = "inbox"
+// fromInbox marks the buttons of the inbox card (InboxCard); fromStatus those of the status
+// card (StatusCard), whose clicks are answered like those of any one request's card.
+const (
+	fromInbox  = "inbox"
+	fromStatus = "status"
+)
 
 // actionButtons are the card buttons of the actions the engine offers, in its order. Deny
-// opens a small card that asks for the reason first.
+// opens a small card that asks for the reason first, and says so.
 func actionButtons(id string, o Offer) []any {
 	exec := func(text, verb, style string) map[string]any {
 		a := execute(text, verb, id, style)
@@ -43,7 +47,7 @@ func actionButtons(id string, o Offer) []any {
 		case bot.ActDeny:
 			out = append(out, map[string]any{
 				"type":  "Action.ShowCard",
-				"title": "Deny",
+				"title": "Deny with a reason…",
 				"card": map[string]any{
 					"type": "AdaptiveCard",
 					"body": []any{map[string]any{
@@ -81,15 +85,5 @@ func denyReason(data map[string]any, id string) string {
 		return s
 	}
 	s, _ := data[denyReasonKey(id)].(string)
-	return s
-}
-
-// actionHints are the commands of the actions the engine offers, for a line of text: each
-// action is typed as its name and the request id ("extend R7KX2M9Q").
-func actionHints(id string, acts []bot.Action) string {
-	s := ""
-	for _, a := range acts {
-		s += " · " + string(a) + " " + id
-	}
 	return s
 }

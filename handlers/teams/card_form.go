@@ -31,8 +31,11 @@ func FormFromData(data map[string]any) Form {
 		StartTime: s("startTime"), Reason: s("reason"), Ticket: s("ticket")}
 }
 
-// Input turns the form into the engine's input. Refusals name the field.
-func (f Form) Input(now time.Time, loc *time.Location) (bot.SubmitInput, error) {
+// Input turns the form into the engine's input, for g, the group the form names (nil when
+// the policy has no such group: the engine refuses the group). A duration is read for g
+// (bot.Group.ReadDuration): "0m", a negative or an out-of-range one is refused with g's
+// range, never turned into the default. Refusals name the field.
+func (f Form) Input(now time.Time, loc *time.Location, g *bot.Group) (bot.SubmitInput, error) {
 	in := bot.SubmitInput{Group: f.Group, Reason: f.Reason, Ticket: f.Ticket}
 	if f.Group == "" {
 		return in, &bot.FieldError{Field: bot.FieldGroup, Message: "choose a group"}
@@ -44,10 +47,10 @@ func (f Form) Input(now time.Time, loc *time.Location) (bot.SubmitInput, error) 
 		}
 		in.Access = a
 	}
-	if f.Duration != "" {
-		d, err := bot.ParseDuration(f.Duration)
+	if f.Duration != "" && g != nil {
+		d, err := g.ReadDuration(f.Duration)
 		if err != nil {
-			return in, &bot.FieldError{Field: bot.FieldDuration, Message: err.Error()}
+			return in, err
 		}
 		in.Duration = d
 	}
@@ -69,18 +72,13 @@ var durationLadder = []time.Duration{5 * time.Minute, 15 * time.Minute, 30 * tim
 // FormCard is the activation form for the groups the person may activate. A refusal of the
 // engine is shown under its field (fieldErr) or above the form (topErr).
 func FormCard(v View, groups []*bot.Group, f Form, fieldErr *bot.FieldError, topErr string) Card {
-	body := []any{title("Request access", "")}
-	var facts []fact
-	for _, g := range groups {
-		facts = append(facts, fact{g.Name, groupTerms(g)})
-	}
-	body = append(body, factSet(facts))
+	body := append([]any{heading("Request access")}, groupList(groups)...)
 	if topErr != "" {
-		body = append(body, runs(colored(run(topErr, 600), toneAttention)))
+		body = append(body, problem(topErr))
 	}
 	errAt := func(field string) {
 		if fieldErr != nil && fieldErr.Field == field {
-			body = append(body, runs(colored(run(bot.Capitalize(fieldErr.Message), 600), toneAttention)))
+			body = append(body, problem(bot.Capitalize(fieldErr.Message)))
 		}
 	}
 
@@ -110,19 +108,26 @@ func FormCard(v View, groups []*bot.Group, f Form, fieldErr *bot.FieldError, top
 	errAt(bot.FieldAccess)
 
 	durs, def := durationChoices(groups, group)
-	duration := f.Duration
-	if duration == "" {
-		duration = bot.FormatDuration(def)
-	}
-	if d, err := bot.ParseDuration(duration); err == nil && !slices.Contains(durs, d) {
-		durs = append(durs, d)
-		slices.Sort(durs)
+	duration := bot.FormatDuration(def)
+	if f.Duration != "" {
+		// The duration sent back stays chosen when the chosen group allows it, read as the
+		// group reads it (so 0m or -1h never is); otherwise nothing is chosen, and the
+		// refusal under the field says why.
+		duration = ""
+		if d, ok := readDuration(groups, group, f.Duration); ok {
+			duration = bot.FormatDuration(d)
+			if !slices.Contains(durs, d) {
+				durs = append(durs, d)
+				slices.Sort(durs)
+			}
+		}
 	}
 	cs := make([]any, len(durs))
 	for i, d := range durs {
 		cs[i] = choice(bot.FormatDuration(d), bot.FormatDuration(d))
 	}
-	body = append(body, input("Input.ChoiceSet", "duration", "Duration", duration, map[string]any{"choices": cs, "style": "compact", "isRequired": true}))
+	body = append(body, input("Input.ChoiceSet", "duration", "Duration", duration, map[string]any{"choices": cs, "style": "compact",
+		"isRequired": true, "errorMessage": "Choose a duration", "placeholder": "Choose a duration"}))
 	errAt(bot.FieldDuration)
 
 	body = append(body, map[string]any{
@@ -150,7 +155,7 @@ func FormCard(v View, groups []*bot.Group, f Form, fieldErr *bot.FieldError, top
 	}
 	errAt(bot.FieldTicket)
 	if fieldErr != nil && !slices.Contains([]string{bot.FieldGroup, bot.FieldAccess, bot.FieldDuration, bot.FieldStart, bot.FieldReason, bot.FieldTicket}, fieldErr.Field) {
-		body = append(body, runs(colored(run(bot.Capitalize(fieldErr.Message), 600), toneAttention)))
+		body = append(body, problem(bot.Capitalize(fieldErr.Message)))
 	}
 	return newCard(body, []any{execute("Request access", "submit", "", "positive")})
 }
@@ -168,6 +173,32 @@ func input(typ, id, text, value string, extra map[string]any) map[string]any {
 
 func choice(text, value string) map[string]any {
 	return map[string]any{"title": plainText(text, maxNameLen), "value": value}
+}
+
+// groupList is one full-width line per group: its name in bold, then its terms, so that a
+// long name wraps with the line at its spaces, never mid-word in a narrow column.
+func groupList(groups []*bot.Group) []any {
+	out := make([]any, 0, len(groups))
+	for _, g := range groups {
+		b := runs(bold(run(g.Name, maxNameLen)), run(": "+groupTerms(g), 600))
+		b["spacing"] = "Small"
+		out = append(out, b)
+	}
+	return out
+}
+
+// readDuration reads s as the chosen group does, or, with no group chosen, as any of the
+// groups does.
+func readDuration(groups []*bot.Group, chosen, s string) (time.Duration, bool) {
+	for _, g := range groups {
+		if chosen != "" && !strings.EqualFold(g.Name, chosen) {
+			continue
+		}
+		if d, err := g.ReadDuration(s); err == nil {
+			return d, true
+		}
+	}
+	return 0, false
 }
 
 // groupTerms says what a group allows, in one line.

@@ -17,10 +17,9 @@ const maxInboxCard = 10
 func InboxCard(v View, rs []*bot.Request, acts map[string][]bot.Action, note string) Card {
 	var body []any
 	if len(rs) == 0 {
-		body = append(body, title("Nothing is waiting for your approval", ""))
+		body = append(body, title("Nothing is waiting for your approval"))
 	} else {
-		// Default colour: Teams' warning yellow on white is 1.47:1.
-		body = append(body, title(fmt.Sprintf("Waiting for your approval (%d)", len(rs)), ""))
+		body = append(body, title(fmt.Sprintf("Waiting for your approval (%d)", len(rs))))
 	}
 	if note != "" {
 		body = append(body, para(note))

@@ -1,6 +1,7 @@
 package teams
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
@@ -10,18 +11,23 @@ import (
 	"github.com/pimbot/pimbot/bot"
 )
 
-// notice is a short message card: a title of our own words (ids and states), paragraphs that
-// may hold anything people typed, and optional buttons.
+// notice is a short message card: the state as a label, a title of our own words (ids and
+// states), paragraphs that may hold anything people typed, and optional buttons.
 type notice struct {
+	Label   string // where the request stands, in a few words ("Active"); empty: no label
+	Tone    string // the label's tone (its background; text is never coloured)
 	Title   string
-	Tone    string
 	Lines   []string
 	Actions []any
 }
 
 // NoticeCard renders a notice.
 func noticeCard(n notice) Card {
-	body := []any{title(n.Title, n.Tone)}
+	var body []any
+	if n.Label != "" {
+		body = append(body, stateLabel(n.Label, n.Tone))
+	}
+	body = append(body, title(n.Title))
 	for _, l := range n.Lines {
 		if l != "" {
 			body = append(body, para(l))
@@ -56,49 +62,49 @@ func requesterNotice(v View, ev bot.Event, g *bot.Group) (notice, bool) {
 		if r.State != bot.StatePending {
 			return notice{}, false // the reply to the submit already said so
 		}
-		return notice{Title: noun + r.ID + " is waiting for approval", Tone: toneWarning,
+		return notice{Label: "Pending approval", Tone: toneWarning, Title: noun + r.ID + " is waiting for approval",
 			Lines: []string{whatWhen(v, r), "Approvers: " + approverWords(g.ApproversFor(r.Requester)) + "."}}, true
 	case bot.EvApprovalAdded:
-		return notice{Title: noun + r.ID + " has an approval", Tone: toneWarning,
+		return notice{Label: fmt.Sprintf("Pending approval (%d of %d)", len(r.Approvals), r.ApprovalsRequired), Tone: toneWarning, Title: noun + r.ID + " has an approval",
 			Lines: []string{fmt.Sprintf("%s approved it (%d of %d); waiting for %d more.", by, len(r.Approvals), r.ApprovalsRequired, r.ApprovalsRequired-len(r.Approvals))}}, true
 	case bot.EvApproved:
 		if r.Kind == bot.KindExtend {
-			return notice{Title: noun + r.ID + " was approved", Tone: toneGood,
+			return notice{Label: "Approved", Tone: toneGood, Title: noun + r.ID + " was approved",
 				Lines: []string{"Approved by " + by + "."}}, true
 		}
-		return notice{Title: noun + r.ID + " was approved", Tone: toneGood,
+		return notice{Label: "Approved", Tone: toneGood, Title: noun + r.ID + " was approved",
 			Lines: []string{"Approved by " + by + ". " + r.What() + ", starting " + strings.TrimPrefix(r.When(v.Now, v.loc()), "from ") + "."}}, true
 	case bot.EvDenied:
 		lines := []string{"Denied by " + by + "."}
 		if r.DenyReason != "" {
 			lines = append(lines, "Reason: "+r.DenyReason)
 		}
-		return notice{Title: noun + r.ID + " was denied", Tone: toneAttention, Lines: lines}, true
+		return notice{Label: "Denied", Tone: toneAttention, Title: noun + r.ID + " was denied", Lines: lines}, true
 	case bot.EvCanceled:
-		return notice{Title: noun + r.ID + " was canceled", Lines: []string{bot.Capitalize(r.EndReason) + "."}}, true
+		return notice{Label: "Canceled", Title: noun + r.ID + " was canceled", Lines: []string{bot.Capitalize(r.EndReason) + "."}}, true
 	case bot.EvTimedOut:
-		return notice{Title: noun + r.ID + " timed out",
+		return notice{Label: "Timed out", Title: noun + r.ID + " timed out",
 			Lines: []string{"Nobody decided in time. Ask again if you still need it."}}, true
 	case bot.EvActivated:
-		return notice{Title: "Request " + r.ID + " is active", Tone: toneGood,
+		return notice{Label: "Active", Tone: toneGood, Title: "Request " + r.ID + " is active",
 			Lines: []string{fmt.Sprintf("You are %s until %s.", bot.HoldsWords(r.Access, r.Group), v.time(r.EndsAt)), bot.CachingCaveat}}, true
 	case bot.EvReminder:
-		return notice{Title: "Request " + r.ID + " ends at " + v.time(r.EndsAt), Tone: toneWarning,
+		return notice{Label: "Ending soon", Tone: toneWarning, Title: "Request " + r.ID + " ends at " + v.time(r.EndsAt),
 			Lines: []string{fmt.Sprintf("Your %s access to %s ends soon. To keep it, extend it.", r.Access, r.Group)}}, true
 	case bot.EvEnded:
-		return notice{Title: "Request " + r.ID + " ended",
+		return notice{Label: "Ended", Title: "Request " + r.ID + " ended",
 			Lines: []string{fmt.Sprintf("You are no longer %s (%s).", bot.HoldsWords(r.Access, r.Group), r.EndReason)}}, true
 	case bot.EvExtended:
-		return notice{Title: "Request " + r.ID + " now ends at " + v.time(r.EndsAt), Tone: toneGood,
+		return notice{Label: "Extended", Tone: toneGood, Title: "Request " + r.ID + " now ends at " + v.time(r.EndsAt),
 			Lines: []string{"Extended " + ev.Detail + "."}}, true
 	case bot.EvFailed:
-		return notice{Title: noun + r.ID + " failed", Tone: toneAttention,
+		return notice{Label: "Failed", Tone: toneAttention, Title: noun + r.ID + " failed",
 			Lines: []string{failLine(r)}}, true
 	case bot.EvDelayed:
-		return notice{Title: noun + r.ID + " is delayed", Tone: toneWarning,
+		return notice{Label: "Delayed", Tone: toneWarning, Title: noun + r.ID + " is delayed",
 			Lines: []string{"The directory is not answering; activation is delayed and pimbot keeps trying."}}, true
 	case bot.EvRemovalFailing:
-		return notice{Title: "Removing request " + r.ID + " is delayed", Tone: toneWarning,
+		return notice{Label: "Removal delayed", Tone: toneWarning, Title: "Removing request " + r.ID + " is delayed",
 			Lines: []string{"Removing your access is delayed by a directory error; pimbot keeps retrying."}}, true
 	}
 	return notice{}, false
@@ -108,7 +114,7 @@ func requesterNotice(v View, ev bot.Event, g *bot.Group) (notice, bool) {
 // buttons of what the engine offers them (acts: verify again, cancel). The link is the
 // verifier's own (an Entra sign-in, or the device-login page with a code).
 func MFACard(v View, r *bot.Request, ch bot.Challenge, acts []bot.Action) Card {
-	n := notice{Title: "Request " + r.ID + ": verify with Microsoft", Tone: toneWarning}
+	n := notice{Label: "MFA required", Tone: toneWarning, Title: "Request " + r.ID + ": verify with Microsoft"}
 	if r.Kind == bot.KindExtend {
 		n.Title = "Extension " + r.ID + ": verify with Microsoft"
 	}
@@ -125,7 +131,8 @@ func MFACard(v View, r *bot.Request, ch bot.Challenge, acts []bot.Action) Card {
 		n.Lines = append(n.Lines, "If the sign-in fails or the code runs out, choose Verify again for a fresh one.")
 	}
 	if u, err := url.Parse(ch.URL); err == nil && u.Scheme == "https" {
-		n.Actions = []any{map[string]any{"type": "Action.OpenUrl", "title": "Verify with Microsoft", "url": ch.URL}}
+		// The step everyone takes next: the positive (primary) button.
+		n.Actions = []any{map[string]any{"type": "Action.OpenUrl", "title": "Verify with Microsoft", "url": ch.URL, "style": "positive"}}
 	}
 	n.Actions = append(n.Actions, actionButtons(r.ID, Offer{Actions: acts})...)
 	return noticeCard(n)
@@ -134,7 +141,7 @@ func MFACard(v View, r *bot.Request, ch bot.Challenge, acts []bot.Action) Card {
 // AlertCard is posted in the approval channel when removing a grant keeps failing.
 func AlertCard(v View, ev bot.Event) Card {
 	r := ev.Request
-	return noticeCard(notice{Title: "Alert: removal of request " + r.ID + " keeps failing", Tone: toneAttention,
+	return noticeCard(notice{Label: "Alert", Tone: toneAttention, Title: "Removal of request " + r.ID + " keeps failing",
 		Lines: []string{fmt.Sprintf("Removing %s (%s) as %s of %s keeps failing; pimbot keeps retrying.", r.Requester.Display(), r.Requester.Handle(), r.Access, r.Group), ev.Detail}})
 }
 
@@ -147,12 +154,13 @@ func DriftCard(v View, ev bot.Event) Card {
 	if h := r.Requester.Handle(); h != holder {
 		holder += " (" + h + ")"
 	}
-	n := notice{Title: "Access without a grant", Tone: toneWarning}
+	n := notice{Label: "Reported", Tone: toneWarning, Title: "Access without a grant"}
 	switch ev.Type {
 	case bot.EvDriftRemoved:
+		n.Label = "Removed"
 		n.Lines = []string{fmt.Sprintf("%s was %s of %s without a pimbot grant — removed.", holder, r.Access, r.Group)}
 	case bot.EvDriftRemoveFailed:
-		n.Tone = toneAttention
+		n.Label, n.Tone = "Removal failed", toneAttention
 		n.Lines = []string{fmt.Sprintf("%s is %s of %s without a pimbot grant — removal failed, retrying next round.", holder, r.Access, r.Group), ev.Detail}
 	default:
 		n.Lines = []string{fmt.Sprintf("%s is %s of %s without a pimbot grant — reported. Remove it in Entra ID unless someone meant it.", holder, r.Access, r.Group)}
@@ -168,19 +176,23 @@ func AuditCard(line string) Card {
 // SubmittedCard replaces the form once the engine accepted the request, with the buttons of
 // what the engine offers the requester (acts).
 func SubmittedCard(v View, r *bot.Request, g *bot.Group, acts []bot.Action) Card {
-	n := notice{Title: "Request " + r.ID + " submitted", Tone: toneGood, Lines: []string{whatWhen(v, r)},
+	n := notice{Title: "Request " + r.ID + " submitted", Lines: []string{whatWhen(v, r)},
 		Actions: actionButtons(r.ID, Offer{Actions: acts})}
 	if r.Kind == bot.KindExtend {
 		n.Title = "Extension " + r.ID + " submitted"
 	}
 	switch r.State {
 	case bot.StateVerifying:
+		n.Label, n.Tone = "Waiting for MFA", toneWarning
 		n.Lines = append(n.Lines, "Next: verify with Microsoft (MFA). The link is on its way to your personal chat.")
 	case bot.StatePending:
+		n.Label, n.Tone = "Pending approval", toneWarning
 		n.Lines = append(n.Lines, "Waiting for approval by "+approverWords(g.ApproversFor(r.Requester))+".")
 	case bot.StateScheduled:
+		n.Label, n.Tone = "Approved", toneGood
 		n.Lines = append(n.Lines, "No approval needed.")
 	case bot.StateApplied:
+		n.Label, n.Tone = "Extension applied", toneGood
 		n.Title = "Extension " + r.ID + " applied"
 		n.Lines = append(n.Lines, "No approval needed.")
 	}
@@ -188,36 +200,86 @@ func SubmittedCard(v View, r *bot.Request, g *bot.Group, acts []bot.Action) Card
 }
 
 // ResultCard answers an action on a request (cancel, deactivate, extend) with where it
-// stands and what the engine offers the person now (acts).
+// stands and the buttons of what the engine offers the person now (acts).
 func ResultCard(v View, heading string, r *bot.Request, acts []bot.Action) Card {
-	return noticeCard(notice{Title: heading, Tone: toneGood, Lines: []string{statusLine(v, r, acts)}})
+	return newCard([]any{title(heading), requestItem(v, r, acts, "")}, nil)
 }
 
-// MessageCard carries one reply that may quote what people typed (an error, a hint).
+// MessageCard carries one reply that may quote what people typed (an error, a hint). With
+// toneAttention the text is a problem (a box of the attention style); text is never coloured.
 func MessageCard(heading, text, tone string) Card {
-	return noticeCard(notice{Title: heading, Tone: tone, Lines: []string{text}})
+	if tone == toneAttention {
+		return newCard([]any{title(heading), problem(text)}, nil)
+	}
+	return noticeCard(notice{Title: heading, Lines: []string{text}})
 }
 
-// StatusCard lists the person's requests, newest first, each with the commands of what the
-// engine offers them (acts, by request id).
+// StatusCard lists the person's requests, newest first, each in its own container with its
+// state as a label and the buttons of what the engine offers them (acts, by request id).
 func StatusCard(v View, rs []*bot.Request, acts map[string][]bot.Action) Card {
 	if len(rs) == 0 {
 		return noticeCard(notice{Title: "You have no requests",
 			Lines: []string{"Type activate to ask for access, or groups to see what you may activate."}})
 	}
-	body := []any{title("Your requests", "")}
-	for _, r := range rs {
-		p := para(statusLine(v, r, acts[r.ID]))
-		p["separator"] = true
-		body = append(body, p)
+	body := []any{title("Your requests")}
+	size := 0
+	for i, r := range rs {
+		item := requestItem(v, r, acts[r.ID], fromStatus)
+		b, _ := json.Marshal(item)
+		if size += len(b); size > maxStatusBytes && i > 0 {
+			body = append(body, label(fmt.Sprintf("…and %d more. Type status and a request id to see one.", len(rs)-i)))
+			break
+		}
+		body = append(body, item)
 	}
 	return newCard(body, nil)
 }
 
-// statusLine is one request in words, with the commands of the actions the engine offers.
-func statusLine(v View, r *bot.Request, acts []bot.Action) string {
-	l := fmt.Sprintf("Request %s · %s · %s", r.ID, r.StatusLabel(v.Now), r.Status(v.Now, v.loc()))
-	return l + actionHints(r.ID, acts)
+// maxStatusBytes bounds the requests of one status card, so that the card stays below Teams'
+// 28 KB message limit however many requests, buttons and words there are; the rest are
+// counted.
+const maxStatusBytes = 24 << 10
+
+// requestItem is one request of the person's, in its own container: its state as a label,
+// what it gives and when (bot.Request.Status, the words every surface uses), its id, and
+// the buttons of the actions the engine offers (acts). from names the card for the buttons
+// (see Offer.From).
+func requestItem(v View, r *bot.Request, acts []bot.Action, from string) map[string]any {
+	// The label beside what it labels: the state, then the request in words and its id.
+	state := labelColumn(bot.Capitalize(stateWords(v, r)), stateTone(r))
+	words := para(bot.Capitalize(r.Status(v.Now, v.loc())))
+	id := footer("Request " + r.ID)
+	id["spacing"] = "Small"
+	items := []any{map[string]any{"type": "ColumnSet", "columns": []any{state, map[string]any{
+		"type": "Column", "width": "stretch", "verticalContentAlignment": "Center", "items": []any{words, id}}}}}
+	if bs := actionButtons(r.ID, Offer{Actions: acts, From: from}); len(bs) > 0 {
+		items = append(items, map[string]any{"type": "ActionSet", "actions": bs})
+	}
+	return map[string]any{"type": "Container", "separator": true, "spacing": "Medium", "items": items}
+}
+
+// stateWords is the request's state for its label: the engine's label, or "ending" for an
+// active grant being removed.
+func stateWords(v View, r *bot.Request) string {
+	if r.Ending() {
+		return "ending"
+	}
+	return r.StatusLabel(v.Now)
+}
+
+// stateTone is the tone of a request's state label.
+func stateTone(r *bot.Request) string {
+	switch {
+	case r.Ending():
+		return toneWarning
+	case r.State == bot.StateVerifying || r.State == bot.StatePending:
+		return toneWarning
+	case r.State == bot.StateScheduled || r.State == bot.StateActive || r.State == bot.StateApplied:
+		return toneGood
+	case r.State == bot.StateDenied || r.State == bot.StateFailed:
+		return toneAttention
+	}
+	return toneDefault
 }
 
 func whatWhen(v View, r *bot.Request) string {
@@ -242,7 +304,7 @@ func HelpCard() Card {
 		"**pending**: the requests waiting for your approval, with Approve and Deny (approvers; also inbox)",
 		"**approve** *id*, **deny** *id* [*reason*]: decide (approvers; the card's buttons do the same)",
 	}
-	body := []any{map[string]any{"type": "TextBlock", "text": "pimbot: just-in-time access to Entra ID groups", "weight": "Bolder", "size": "Medium", "wrap": true}}
+	body := []any{map[string]any{"type": "TextBlock", "text": "pimbot: just-in-time access to Entra ID groups", "weight": "Bolder", "size": "Large", "style": "heading", "wrap": true}}
 	for _, l := range lines {
 		body = append(body, map[string]any{"type": "TextBlock", "text": "- " + l, "wrap": true, "spacing": "Small"})
 	}
@@ -254,14 +316,11 @@ func HelpCard() Card {
 // GroupsCard lists the groups a person may activate, with their terms.
 func GroupsCard(groups []*bot.Group) Card {
 	if len(groups) == 0 {
-		return noticeCard(notice{Title: "No groups for you", Tone: toneWarning,
+		return noticeCard(notice{Title: "No groups for you",
 			Lines: []string{"You are not eligible for any group. Ask your administrators to add you to the policy."}})
 	}
-	facts := make([]fact, len(groups))
-	for i, g := range groups {
-		facts[i] = fact{g.Name, groupTerms(g)}
-	}
-	return newCard([]any{title("Groups you may activate", ""), factSet(facts)}, []any{execute("Request access", "form", "", "")})
+	body := append([]any{title("Groups you may activate")}, groupList(groups)...)
+	return newCard(body, []any{execute("Request access", "form", "", "positive")})
 }
 
 // ChannelIDCard tells people the id to put in a group's approval_channel.teams.

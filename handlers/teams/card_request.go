@@ -3,63 +3,97 @@ package teams
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pimbot/pimbot/bot"
 )
 
-// ApprovalCard is the approvers' card in the approval channel: the request and its state and
-// the buttons of what the engine offers an approver (bot.Engine.ApproverActions: Approve and
-// Deny while it is pending; Deny asks for a reason). Once decided it shows the outcome and
-// who decided. g may be nil (a group no longer in the policy).
+// ApprovalCard is the approvers' card in the approval channel: a state label, a headline
+// of who asks for what ("Alice requests prod-db-admins (member) · 2h"), the reason, the facts
+// the headline leaves out, where the request stands, and the buttons of what the engine offers
+// an approver (bot.Engine.ApproverActions: Approve and Deny while it is pending; Deny asks for
+// a reason). Once decided it shows the outcome and who decided. The request id is the small
+// print at the end. g may be nil (a group no longer in the policy).
 func ApprovalCard(v View, r *bot.Request, g *bot.Group, acts []bot.Action) Card {
+	st := approvalStatus(v, r, g)
+	body := []any{stateLabel(st.Label, st.Tone), heading(headline(r))}
+	if r.Reason != "" {
+		body = append(body, runs(bold(run("Reason: ", 20)), run(r.Reason, maxReasonLen)))
+	}
+	body = append(body, factSet(requestFacts(v, r)), para(st.Line))
+	if r.State == bot.StateDenied && r.DenyReason != "" {
+		body = append(body, runs(bold(run("Why it was denied: ", 30)), run(r.DenyReason, maxReasonLen)))
+	}
 	kind := "Access request "
 	if r.Kind == bot.KindExtend {
 		kind = "Extension request "
 	}
-	status, tone := approvalStatus(v, r, g)
-	body := []any{
-		title(kind+r.ID, tone),
-		runs(bold(run(r.Requester.Display(), maxNameLen)), run(" asks for ", 20), run(r.What(), 300)),
-		factSet(requestFacts(v, r)),
-	}
-	if r.Reason != "" {
-		body = append(body, label("Reason"), para(r.Reason))
-	}
-	body = append(body, runs(colored(run(status, 600), tone)))
-	if r.State == bot.StateDenied && r.DenyReason != "" {
-		body = append(body, label("Why it was denied"), para(r.DenyReason))
-	}
+	body = append(body, footer(kind+r.ID+" · asked "+v.time(r.CreatedAt)))
 	return newCard(body, actionButtons(r.ID, Offer{Actions: acts}))
 }
 
+// headline says who asks for what in one line: "Alice requests prod-db-admins (member) · 2h",
+// or "Alice asks for 1h more of prod-db-admins (member)" for an extension.
+func headline(r *bot.Request) string {
+	who := truncateRunes(r.Requester.Display(), maxNameLen)
+	if r.Kind == bot.KindExtend {
+		return fmt.Sprintf("%s asks for %s more of %s (%s)", who, bot.FormatDuration(r.Duration), r.Group, r.Access)
+	}
+	return fmt.Sprintf("%s requests %s (%s) · %s", who, r.Group, r.Access, bot.FormatDuration(r.Duration))
+}
+
+// requestFacts are what the headline and the state leave out: when, the requester's account,
+// the ticket and MFA. (The approvals so far are in the label and the line under the facts.)
 func requestFacts(v View, r *bot.Request) []fact {
-	who := r.Requester.Display()
-	if h := r.Requester.Handle(); h != who {
-		who += " (" + h + ")"
-	}
-	facts := []fact{
-		{"Requester", who},
-		{"Group", r.Group},
-		{"Access", string(r.Access)},
-		{"Duration", bot.FormatDuration(r.Duration)},
-	}
+	var facts []fact
 	if r.Kind == bot.KindExtend {
 		facts = append(facts, fact{"Extends", "request " + r.ParentID})
-	} else if !r.Start.IsZero() {
-		facts = append(facts, fact{"Start", v.time(r.Start)})
+	} else {
+		facts = append(facts, fact{"When", v.window(r)})
+	}
+	if h := r.Requester.Handle(); h != r.Requester.Display() {
+		facts = append(facts, fact{"Requester", h})
 	}
 	facts = append(facts, fact{"Ticket", r.Ticket})
 	if !r.MFAVerifiedAt.IsZero() {
 		facts = append(facts, fact{"MFA", "passed at " + v.time(r.MFAVerifiedAt)})
 	}
-	if r.ApprovalsRequired > 0 {
-		facts = append(facts, fact{"Approvals", fmt.Sprintf("%d of %d", len(r.Approvals), r.ApprovalsRequired)})
-	}
-	return append(facts, fact{"Request", r.ID})
+	return facts
 }
 
+// window is when the grant runs, or ran: "09:00–11:00 UTC". A request that waits to start
+// at once shows the window it would have if it went on now, and says so.
+func (v View) window(r *bot.Request) string {
+	switch {
+	case (r.State == bot.StateActive || r.State == bot.StateEnded) && !r.ActivatedAt.IsZero():
+		end := r.EndsAt
+		if r.State == bot.StateEnded && !r.EndedAt.IsZero() {
+			end = r.EndedAt
+		}
+		return v.span(r.ActivatedAt, end)
+	case r.Start.IsZero():
+		return bot.FormatDuration(r.Duration) + " from the start"
+	}
+	start, waits := r.Start, ""
+	if !start.After(v.Now.Add(time.Minute)) {
+		switch r.State {
+		case bot.StatePending:
+			start, waits = v.Now, " (starts when approved)"
+		case bot.StateVerifying:
+			start, waits = v.Now, " (starts once verified)"
+			if r.ApprovalsRequired > 0 {
+				waits = " (starts once verified and approved)"
+			}
+		}
+	}
+	return v.span(start, start.Add(r.Duration)) + waits
+}
+
+// standing is where a request stands: a short label, a sentence, and the label's tone.
+type standing struct{ Label, Line, Tone string }
+
 // approvalStatus says where the request stands, for approvers.
-func approvalStatus(v View, r *bot.Request, g *bot.Group) (string, string) {
+func approvalStatus(v View, r *bot.Request, g *bot.Group) standing {
 	approved := ""
 	if len(r.Approvals) > 0 {
 		names := make([]string, len(r.Approvals))
@@ -71,45 +105,46 @@ func approvalStatus(v View, r *bot.Request, g *bot.Group) (string, string) {
 	}
 	switch r.State {
 	case bot.StateVerifying:
-		return "Waiting for the requester to verify with Microsoft (MFA).", toneWarning
+		return standing{"Waiting for MFA", "Waiting for the requester to verify with Microsoft (MFA).", toneWarning}
 	case bot.StatePending:
 		if len(r.Approvals) > 0 {
-			return fmt.Sprintf("Approved so far by %s; waiting for %d more approval(s) from %s.",
-				joinDecisions(r.Approvals), r.ApprovalsRequired-len(r.Approvals), approversText(g)), toneWarning
+			return standing{fmt.Sprintf("Pending approval (%d of %d)", len(r.Approvals), r.ApprovalsRequired),
+				fmt.Sprintf("Approved so far by %s; waiting for %d more approval(s) from %s.",
+					joinDecisions(r.Approvals), r.ApprovalsRequired-len(r.Approvals), approversText(g)), toneWarning}
 		}
-		return "Waiting for approval by " + approversText(g) + ".", toneWarning
+		return standing{"Pending approval", "Waiting for approval by " + approversText(g) + ".", toneWarning}
 	case bot.StateScheduled:
-		return approved + "Starts " + strings.TrimPrefix(r.When(v.Now, v.loc()), "from ") + ".", toneGood
+		return standing{"Approved", approved + "Starts " + strings.TrimPrefix(r.When(v.Now, v.loc()), "from ") + ".", toneGood}
 	case bot.StateActive:
 		if r.EndReason != "" {
-			return approved + "Being removed (" + r.EndReason + ").", toneWarning
+			return standing{"Ending", approved + "Being removed (" + r.EndReason + ").", toneWarning}
 		}
-		return approved + "Active until " + v.time(r.EndsAt) + ".", toneGood
+		return standing{"Active", approved + "Active until " + v.time(r.EndsAt) + ".", toneGood}
 	case bot.StateEnded:
-		return approved + "Ended " + v.time(r.EndedAt) + " (" + r.EndReason + ").", toneDefault
+		return standing{"Ended", approved + "Ended " + v.time(r.EndedAt) + " (" + r.EndReason + ").", toneDefault}
 	case bot.StateApplied:
-		return approved + "Added to request " + r.ParentID + ".", toneGood
+		return standing{"Extension applied", approved + "Added to request " + r.ParentID + ".", toneGood}
 	case bot.StateDenied:
 		by := "an approver"
 		if r.Denial != nil {
 			by = r.Denial.By.Display()
 		}
 		if r.DecidedAt.IsZero() {
-			return "Denied by " + by + ".", toneAttention
+			return standing{"Denied", "Denied by " + by + ".", toneAttention}
 		}
-		return "Denied by " + by + " at " + v.time(r.DecidedAt) + ".", toneAttention
+		return standing{"Denied", "Denied by " + by + " at " + v.time(r.DecidedAt) + ".", toneAttention}
 	case bot.StateCanceled:
-		return approved + "Canceled (" + r.EndReason + ").", toneDefault
+		return standing{"Canceled", approved + "Canceled (" + r.EndReason + ").", toneDefault}
 	case bot.StateTimedOut:
-		return "Timed out: nobody decided in time.", toneDefault
+		return standing{"Timed out", "Timed out: nobody decided in time.", toneDefault}
 	case bot.StateFailed:
 		reason := r.EndReason
 		if reason == "" {
 			reason = "the directory refused the grant"
 		}
-		return approved + "Failed: " + reason + ".", toneAttention
+		return standing{"Failed", approved + "Failed: " + reason + ".", toneAttention}
 	}
-	return string(r.State), toneDefault
+	return standing{bot.Capitalize(string(r.State)), bot.Capitalize(string(r.State)) + ".", toneDefault}
 }
 
 func joinDecisions(ds []bot.Decision) string {

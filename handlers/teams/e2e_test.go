@@ -272,7 +272,7 @@ func TestTextCommands(t *testing.T) {
 	if !e.holds(aliceID, "7c1e0f8a-0000-4000-8000-000000000002", bot.Member) {
 		t.Fatal("sandbox was not granted")
 	}
-	mustContain(t, "status", say("status"), "Request "+r.ID, "active", "sandbox")
+	mustContain(t, "status", say("status"), "Request "+r.ID, "Active", "sandbox")
 	mustContain(t, "extend", say("extend "+r.ID+" for 15m more testing"), "Extension", "applied")
 	mustContain(t, "deactivate", say("deactivate "+strings.ToLower(r.ID)), "Request "+r.ID+" is being deactivated")
 	mustContain(t, "cancel without id", say("cancel"), "Which request?")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pimbot/pimbot/bot"
 	"github.com/pimbot/pimbot/handlers/teams"
+	"github.com/pimbot/pimbot/handlers/teams/teamsfake"
 )
 
 // The status card tells the truth: an extended grant's real length and end, who denied a
@@ -21,23 +22,42 @@ func TestStatusCard_TellsTheTruth(t *testing.T) {
 		Duration: time.Hour, State: bot.StateDenied, Denial: &bot.Decision{By: bob, At: now}, DenyReason: "not during the freeze"}
 	later := &bot.Request{ID: "S7KX2M9Q", Kind: bot.KindActivate, Group: "sandbox-admins", Access: bot.Member,
 		Duration: time.Hour, State: bot.StateScheduled, Start: now.Add(26 * time.Hour)}
-	b, err := json.Marshal(teams.StatusCard(teams.View{Now: now}, []*bot.Request{extended, denied, later}, nil))
+	card := teams.StatusCard(teams.View{Now: now}, []*bot.Request{extended, denied, later}, nil)
+	b, err := json.Marshal(card)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := string(b)
-	for _, want := range []string{
-		"member of prod-db-admins for 3h, until 12:00 UTC",
-		"denied by Bob: not during the freeze",
-		"approved, scheduled · member of sandbox-admins for 1h from 2026-11-29 12:00 UTC",
+	// Each request in its own container: its state as a label, then what it gives and when.
+	for id, want := range map[string][]string{
+		extended.ID: {"Active", "Member of prod-db-admins for 3h, until 12:00 UTC"},
+		denied.ID:   {"Denied", "denied by Bob: not during the freeze"},
+		later.ID:    {"Approved, scheduled", "Member of sandbox-admins for 1h from 2026-11-29 12:00 UTC"},
 	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("status card lacks %q:\n%s", want, got)
+		text := requestText(t, card, id)
+		for _, w := range want {
+			if !strings.Contains(text, w) {
+				t.Errorf("the status of %s lacks %q:\n%s", id, w, text)
+			}
 		}
 	}
 	if strings.Contains(got, "starts soon") || strings.Contains(got, "for 2h") {
 		t.Errorf("status card tells an old story:\n%s", got)
 	}
+}
+
+// requestText is every string of the status card's container for one request.
+func requestText(t *testing.T, card map[string]any, id string) string {
+	t.Helper()
+	body, _ := card["body"].([]any)
+	for _, x := range body {
+		c, _ := x.(map[string]any)
+		if s := teamsfake.Strings(c["items"]); c["type"] == "Container" && strings.Contains(s, "Request "+id+"\n") {
+			return s
+		}
+	}
+	t.Fatalf("no container for request %s", id)
+	return ""
 }
 
 // The requester is not told to wait for themselves, nor told "you are member of".
