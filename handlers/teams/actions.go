@@ -33,13 +33,18 @@ func (s *Surface) cardAction(ctx context.Context, a bot.Actor, act *schema.Activ
 		return actionResult{card: card}
 	case "submit":
 		return s.submitForm(ctx, a, v, FormFromData(data))
-	case "approve", "deny":
+	case "approve", "deny", "revoke", "looks_good":
 		var r *bot.Request
 		var err error
-		if verb == "approve" {
+		switch verb {
+		case "approve":
 			r, err = s.eng.Approve(ctx, a, id)
-		} else {
+		case "deny":
 			r, err = s.eng.Deny(ctx, a, id, denyReason(data, id))
+		case "revoke":
+			r, err = s.eng.Revoke(ctx, a, id)
+		default:
+			r, err = s.eng.LooksGood(ctx, a, id)
 		}
 		if err != nil {
 			return say(err)

@@ -14,7 +14,7 @@ import (
 func cardActions(card map[string]any) []bot.Action {
 	var out []bot.Action
 	for _, v := range verbs(card) {
-		if act := bot.Action(v); slices.Contains([]bot.Action{bot.ActApprove, bot.ActDeny, bot.ActVerify, bot.ActExtend, bot.ActDeactivate, bot.ActCancel}, act) {
+		if act := bot.Action(v); slices.Contains([]bot.Action{bot.ActApprove, bot.ActDeny, bot.ActVerify, bot.ActExtend, bot.ActDeactivate, bot.ActRevoke, bot.ActLooksGood, bot.ActCancel}, act) {
 			out = append(out, act)
 		}
 	}

@@ -69,6 +69,10 @@ func actionButtons(id string, o Offer) []any {
 			out = append(out, exec("Deactivate now", "deactivate", ""))
 		case bot.ActCancel:
 			out = append(out, exec("Cancel request", "cancel", ""))
+		case bot.ActRevoke:
+			out = append(out, exec("Revoke", "revoke", "destructive"))
+		case bot.ActLooksGood:
+			out = append(out, exec("Looks good", "looks_good", "positive"))
 		}
 	}
 	return out

@@ -48,10 +48,12 @@ func inboxItem(v View, r *bot.Request, acts []bot.Action) map[string]any {
 		facts = append(facts, fact{"Approvals", fmt.Sprintf("%d of %d", len(r.Approvals), r.ApprovalsRequired)})
 	}
 	facts = append(facts, fact{"Request", r.ID})
-	items := []any{
-		runs(bold(run(who, maxNameLen+100)), run(" asks for ", 20), run(r.What(), 300)),
-		factSet(facts),
+	head := runs(bold(run(who, maxNameLen+100)), run(" asks for ", 20), run(r.What(), 300))
+	if r.Unreviewed() {
+		head = runs(bold(run(who, maxNameLen+100)), run(" got ", 20), run(r.What(), 300),
+			run(" approved automatically by "+r.AutoApproval.Words()+" ("+r.State.Label()+"): review it", 400))
 	}
+	items := []any{head, factSet(facts)}
 	if r.Reason != "" {
 		items = append(items, runs(bold(run("Reason: ", 20)), run(r.Reason, 300)))
 	}
@@ -66,6 +68,10 @@ func decidedLine(r *bot.Request, verb string) string {
 	switch {
 	case verb == "deny":
 		return "Request " + r.ID + " denied."
+	case verb == "looks_good":
+		return "Request " + r.ID + " reviewed: looks good."
+	case verb == "revoke":
+		return "Request " + r.ID + " revoked."
 	case r.State == bot.StatePending:
 		return fmt.Sprintf("Your approval of request %s is recorded (%d of %d).", r.ID, len(r.Approvals), r.ApprovalsRequired)
 	}

@@ -62,8 +62,11 @@ func requesterNotice(v View, ev bot.Event, g *bot.Group) (notice, bool) {
 		if r.State != bot.StatePending {
 			return notice{}, false // the reply to the submit already said so
 		}
-		return notice{Label: "Pending approval", Tone: toneWarning, Title: noun + r.ID + " is waiting for approval",
-			Lines: []string{whatWhen(v, r), "Approvers: " + approverWords(g.ApproversFor(r.Requester)) + "."}}, true
+		lines := []string{whatWhen(v, r), "Approvers: " + approverWords(g.ApproversFor(r.Requester)) + "."}
+		if r.OnCallNote != "" {
+			lines = append(lines, bot.Capitalize(r.OnCallNote)+".")
+		}
+		return notice{Label: "Pending approval", Tone: toneWarning, Title: noun + r.ID + " is waiting for approval", Lines: lines}, true
 	case bot.EvApprovalAdded:
 		return notice{Label: fmt.Sprintf("Pending approval (%d of %d)", len(r.Approvals), r.ApprovalsRequired), Tone: toneWarning, Title: noun + r.ID + " has an approval",
 			Lines: []string{fmt.Sprintf("%s approved it (%d of %d); waiting for %d more.", by, len(r.Approvals), r.ApprovalsRequired, r.ApprovalsRequired-len(r.Approvals))}}, true
@@ -141,6 +144,11 @@ func MFACard(v View, r *bot.Request, ch bot.Challenge, acts []bot.Action) Card {
 // AlertCard is posted in the approval channel when removing a grant keeps failing.
 func AlertCard(v View, ev bot.Event) Card {
 	r := ev.Request
+	if ev.Type == bot.EvReviewDue && r.AutoApproval != nil {
+		return noticeCard(notice{Label: "Not reviewed", Tone: toneWarning, Title: "Automatic approval of request " + r.ID + " is not reviewed yet",
+			Lines: []string{fmt.Sprintf("%s (%s) got %s of %s approved automatically by %s.", r.Requester.Display(), r.Requester.Handle(), r.Access, r.Group, r.AutoApproval.Words()),
+				"An approver should look at it: Looks good or Revoke on the request's card, or pending in a personal chat with pimbot."}})
+	}
 	return noticeCard(notice{Label: "Alert", Tone: toneAttention, Title: "Removal of request " + r.ID + " keeps failing",
 		Lines: []string{fmt.Sprintf("Removing %s (%s) as %s of %s keeps failing; pimbot keeps retrying.", r.Requester.Display(), r.Requester.Handle(), r.Access, r.Group), ev.Detail}})
 }
@@ -181,17 +189,24 @@ func SubmittedCard(v View, r *bot.Request, g *bot.Group, acts []bot.Action) Card
 	if r.Kind == bot.KindExtend {
 		n.Title = "Extension " + r.ID + " submitted"
 	}
-	switch r.State {
-	case bot.StateVerifying:
+	switch {
+	case r.State == bot.StateVerifying:
 		n.Label, n.Tone = "Waiting for MFA", toneWarning
 		n.Lines = append(n.Lines, "Next: verify with Microsoft (MFA). The link is on its way to your personal chat.")
-	case bot.StatePending:
+	case r.State == bot.StatePending:
 		n.Label, n.Tone = "Pending approval", toneWarning
 		n.Lines = append(n.Lines, "Waiting for approval by "+approverWords(g.ApproversFor(r.Requester))+".")
-	case bot.StateScheduled:
+		if r.OnCallNote != "" {
+			n.Lines = append(n.Lines, bot.Capitalize(r.OnCallNote)+".")
+		}
+	case r.State == bot.StateScheduled && r.AutoApproval != nil:
+		n.Label, n.Tone = "Approved automatically", toneGood
+		n.Lines = append(n.Lines, "Approved automatically: you are on call ("+strings.TrimSuffix(strings.TrimPrefix(r.AutoApproval.Words(), "on-call ("), ")")+
+			"). The approvers see it and review it afterwards.")
+	case r.State == bot.StateScheduled:
 		n.Label, n.Tone = "Approved", toneGood
 		n.Lines = append(n.Lines, "No approval needed.")
-	case bot.StateApplied:
+	case r.State == bot.StateApplied:
 		n.Label, n.Tone = "Extension applied", toneGood
 		n.Title = "Extension " + r.ID + " applied"
 		n.Lines = append(n.Lines, "No approval needed.")

@@ -112,16 +112,27 @@ func approvalStatus(v View, r *bot.Request, g *bot.Group) standing {
 				fmt.Sprintf("Approved so far by %s; waiting for %d more approval(s) from %s.",
 					joinDecisions(r.Approvals), r.ApprovalsRequired-len(r.Approvals), approversText(g)), toneWarning}
 		}
-		return standing{"Pending approval", "Waiting for approval by " + approversText(g) + ".", toneWarning}
+		line := "Waiting for approval by " + approversText(g) + "."
+		if r.OnCallNote != "" {
+			line += " (" + bot.Capitalize(r.OnCallNote) + ".)"
+		}
+		return standing{"Pending approval", line, toneWarning}
 	case bot.StateScheduled:
+		if r.AutoApproval != nil {
+			return standing{"Approved automatically", "Approved automatically by " + r.AutoApproval.Words() + ". Starts " +
+				strings.TrimPrefix(r.When(v.Now, v.loc()), "from ") + "." + reviewWords(r), toneGood}
+		}
 		return standing{"Approved", approved + "Starts " + strings.TrimPrefix(r.When(v.Now, v.loc()), "from ") + ".", toneGood}
 	case bot.StateActive:
-		if r.EndReason != "" {
-			return standing{"Ending", approved + "Being removed (" + r.EndReason + ").", toneWarning}
+		if r.AutoApproval != nil && len(r.Approvals) == 0 {
+			approved = "Approved automatically by " + r.AutoApproval.Words() + ". "
 		}
-		return standing{"Active", approved + "Active until " + v.time(r.EndsAt) + ".", toneGood}
+		if r.EndReason != "" {
+			return standing{"Ending", approved + "Being removed (" + r.EndReason + ")." + reviewWords(r), toneWarning}
+		}
+		return standing{"Active", approved + "Active until " + v.time(r.EndsAt) + "." + reviewWords(r), toneGood}
 	case bot.StateEnded:
-		return standing{"Ended", approved + "Ended " + v.time(r.EndedAt) + " (" + r.EndReason + ").", toneDefault}
+		return standing{"Ended", approved + "Ended " + v.time(r.EndedAt) + " (" + r.EndReason + ")." + reviewWords(r), toneDefault}
 	case bot.StateApplied:
 		return standing{"Extension applied", approved + "Added to request " + r.ParentID + ".", toneGood}
 	case bot.StateDenied:
@@ -169,4 +180,18 @@ func approverWords(entries []string) string {
 		return "the approvers"
 	}
 	return bot.ApproverWords(entries)
+}
+
+// reviewWords says, for an automatic (on-call) approval, where its review stands: " Not
+// reviewed yet." or " Reviewed by Bob: looks good." ("" for other requests).
+func reviewWords(r *bot.Request) string {
+	switch {
+	case r.AutoApproval == nil:
+		return ""
+	case r.AutoApproval.Review == nil:
+		return " Not reviewed yet."
+	case r.AutoApproval.Review.Verdict == bot.VerdictRevoked:
+		return " Revoked by " + r.AutoApproval.Review.By.Display() + "."
+	}
+	return " Reviewed by " + r.AutoApproval.Review.By.Display() + ": looks good."
 }

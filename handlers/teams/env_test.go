@@ -17,6 +17,7 @@ import (
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/handlers/teams"
 	"github.com/pimbot/pimbot/handlers/teams/teamsfake"
+	oncalllocal "github.com/pimbot/pimbot/oncall/local"
 	"github.com/pimbot/pimbot/store"
 	"github.com/pimbot/pimbot/store/storetest"
 )
@@ -130,7 +131,11 @@ func (e *env) start() (*teams.Surface, *bot.Engine, string) {
 	if err != nil || !ok {
 		e.t.Fatalf("settings: ok=%v err=%v", ok, err)
 	}
-	eng := bot.New(bot.Config{Policy: e.pol, Store: e.store, Directory: e.dir, Clock: e.clock,
+	var rotas []bot.OnCallProvider
+	if len(e.pol.Rotas) > 0 {
+		rotas = append(rotas, oncalllocal.New(e.pol.Rotas, e.clock.Now))
+	}
+	eng := bot.New(bot.Config{Policy: e.pol, Store: e.store, Directory: e.dir, Clock: e.clock, OnCall: rotas,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	s, err := st.Build(eng, e.store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -157,6 +157,8 @@ func (s *Surface) tellApprovers(ctx context.Context, ev bot.Event, g *bot.Group,
 		if err := s.postOnce(ctx, ev, channel, "alert", AlertCard(s.view(""), ev), "Alert: removal of request "+r.ID+" keeps failing"); err != nil {
 			return err
 		}
+	case bot.EvReviewDue:
+		return s.postOnce(ctx, ev, channel, "alert", AlertCard(s.view(""), ev), "Automatic approval of request "+r.ID+" is not reviewed yet")
 	}
 	var card cardRef
 	exists, err := s.getJSON(ctx, keyCard+r.ID, &card)
@@ -166,7 +168,7 @@ func (s *Surface) tellApprovers(ctx context.Context, ev bot.Event, g *bot.Group,
 	msg := CardMessage(ApprovalCard(s.view(""), r, g, s.eng.ApproverActions(r)), "Access request "+r.ID)
 	if !exists {
 		switch {
-		case ev.Type == bot.EvSubmitted && r.State == bot.StatePending:
+		case ev.Type == bot.EvSubmitted && (r.State == bot.StatePending || r.AutoApproval != nil):
 			return s.postCard(ctx, ev, channel, msg)
 		case ev.Type == bot.EvFailed:
 			return s.postOnce(ctx, ev, channel, "alert", AlertCard(s.view(""), ev), "Request "+r.ID+" failed")

@@ -1,0 +1,74 @@
+package teams_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pimbot/pimbot/bot"
+	"github.com/pimbot/pimbot/handlers/teams/teamsfake"
+)
+
+// onCallPolicy is testPolicy with alice on the local db-primary rota, which approves her
+// requests for prod-db-admins automatically up to 2h.
+var onCallPolicy = strings.Replace(testPolicy, `    approval_channel: {teams: "19:approvals@thread.tacv2"}
+`, `    approval_channel: {teams: "19:approvals@thread.tacv2"}
+    auto_approve:
+      on_call:
+        local: {schedules: [db-primary]}
+      max_duration: 2h
+`, 1) + `  on_call:
+    - {name: db-primary, people: [alice@example.com]}
+`
+
+// An automatic (on-call) approval is posted to the approvers' channel at once with Revoke and
+// Looks good, waits in their inbox until one of them reviews it, and Revoke ends the grant.
+func TestOnCall_TeamsApproversSeeReviewAndRevoke(t *testing.T) {
+	e := newEnvWith(t, onCallPolicy, true)
+	channel := e.fake.Channel(approvals, teamID)
+	e.send(e.fake.Message(bob, channel, "help")) // the bot learns where the channel is served
+	r, err := e.eng.Submit(e.ctx, aliceActor(), bot.SubmitInput{Group: "prod-db-admins", Duration: time.Hour, Reason: "paged: replica lag"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.AutoApproval == nil {
+		t.Fatalf("alice is on call: %s (%s)", r.State, r.OnCallNote)
+	}
+	e.drain()
+	if !e.holds(aliceID, r.GroupID, bot.Member) {
+		t.Fatal("not added")
+	}
+	posted := e.lastTo(approvals)
+	mustContain(t, "the approvers' card", posted.Text(), "Approved automatically by on-call (local rota \"db-primary\")", "Not reviewed yet", r.ID)
+	bobActor := bot.Actor{User: bot.User{ID: bobID, Email: "bob@example.com", Name: "Bob"}, Surface: "teams"}
+	if shown := cardActions(posted.Card()); !slices.Equal(shown, []bot.Action{bot.ActRevoke, bot.ActLooksGood}) {
+		t.Fatalf("the approvers' card offers %v, want Revoke and Looks good", shown)
+	}
+
+	// It waits in carol's inbox for review.
+	chat := e.fake.Personal(carol)
+	e.send(e.fake.Message(carol, chat, "pending"))
+	inbox := e.lastTo(chat.ID)
+	mustContain(t, "carol's inbox", inbox.Text(), "approved automatically by on-call", "review it", r.ID)
+
+	// Bob reviews it on the channel card: the card says so, and carol's inbox empties.
+	after := e.invoke(bob, channel, posted.ActivityID, "looks_good", buttonData(t, posted.Card(), "looks_good", r.ID, nil)).card(t)
+	mustContain(t, "the card after the review", teamsfake.Strings(after), "Reviewed by Bob: looks good")
+	if acts := e.eng.Actions(e.ctx, bobActor, e.get(r.ID)); !slices.Equal(acts, []bot.Action{bot.ActRevoke}) {
+		t.Errorf("after the review the engine offers bob %v", acts)
+	}
+	e.send(e.fake.Message(carol, chat, "pending"))
+	mustContain(t, "carol's inbox after bob's review", e.lastTo(chat.ID).Text(), "Nothing is waiting for your approval")
+
+	// Revoke ends the grant at once.
+	e.invoke(bob, channel, posted.ActivityID, "revoke", buttonData(t, after, "revoke", r.ID, nil)).card(t)
+	e.drain()
+	if e.holds(aliceID, r.GroupID, bot.Member) {
+		t.Fatal("alice still holds the access after bob revoked it")
+	}
+	if got := e.get(r.ID); got.State != bot.StateEnded || !strings.Contains(got.EndReason, "revoked by bob@example.com") {
+		t.Errorf("after revoke: %s (%s)", got.State, got.EndReason)
+	}
+	mustContain(t, "the approvers' card after the revoke", e.lastTo(approvals).Text(), "Ended", "revoked by bob@example.com")
+}
