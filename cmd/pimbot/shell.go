@@ -7,9 +7,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 	"time"
 
 	shellsurface "github.com/pimbot/pimbot/handlers/shell"
+	"golang.org/x/term"
 )
 
 // shell runs the terminal surface on the engine (embedded Redis and local directory by default).
@@ -20,7 +24,8 @@ import (
 // Start-up logs are shown from warn level unless PIMBOT_LOG_LEVEL says otherwise, so that
 // the banner is the first thing a person reads.
 func shell(ctx context.Context, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	a, err := newApp(ctx, withDefault(getenv, "PIMBOT_LOG_LEVEL", "warn"), stderr)
+	logs := &switchWriter{w: stderr}
+	a, err := newApp(ctx, withDefault(getenv, "PIMBOT_LOG_LEVEL", "warn"), logs)
 	if err != nil {
 		return err
 	}
@@ -50,8 +55,62 @@ func shell(ctx context.Context, getenv func(string) string, stdin io.Reader, std
 	}
 	sh := shellsurface.New(a.engine, stdin, stdout, opt)
 	a.engine.AddNotifier(sh)
+	if isTerminal(stderr) { // logs on the terminal go above the prompt while the shell edits lines
+		logs.set(sh.Writer(stderr))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer shellSignals(cancel, sh.Interrupt)()
 	return sh.Run(ctx)
 }
+
+// shellSignals makes SIGINT the shell's Ctrl-C for as long as the shell runs: it cancels the
+// form or the line being read, or stops a `wait`, and does not end the shell (a terminal in
+// raw mode sends no SIGINT for Ctrl-C, it reads the key; SIGINT comes from `kill -INT`, or
+// from Ctrl-C when the input is not a terminal). main's signal.NotifyContext would end the
+// shell on it, so that is reset. SIGHUP, unless ignored (nohup), ends the shell as SIGTERM
+// does, which gives the terminal back. The returned func undoes it all.
+func shellSignals(stop func(), interrupt func()) (undo func()) {
+	signal.Reset(os.Interrupt)
+	ints, hups := make(chan os.Signal, 1), make(chan os.Signal, 1)
+	signal.Notify(ints, os.Interrupt)
+	if !signal.Ignored(syscall.SIGHUP) {
+		signal.Notify(hups, syscall.SIGHUP)
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ints:
+				interrupt()
+			case <-hups:
+				stop()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ints)
+		signal.Stop(hups)
+		close(done)
+	}
+}
+
+// switchWriter writes to w, which may be changed while it is in use.
+type switchWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *switchWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	w := s.w
+	s.mu.Unlock()
+	return w.Write(p)
+}
+
+func (s *switchWriter) set(w io.Writer) { s.mu.Lock(); s.w = w; s.mu.Unlock() }
 
 // withDefault is getenv with a value for key when it is not set.
 func withDefault(getenv func(string) string, key, value string) func(string) string {
@@ -63,11 +122,8 @@ func withDefault(getenv func(string) string, key, value string) func(string) str
 	}
 }
 
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+// isTerminal: f is a terminal (not merely a character device such as /dev/null).
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	return ok && term.IsTerminal(int(file.Fd()))
 }

@@ -27,14 +27,14 @@ func (s *Shell) wizard(ctx context.Context) {
 	}
 	f := &form{s: s, groups: groups}
 	for _, field := range []string{bot.FieldGroup, bot.FieldAccess, bot.FieldDuration, bot.FieldStart, bot.FieldReason, bot.FieldTicket} {
-		if !f.ask(field) {
+		if !f.ask(ctx, field) {
 			return
 		}
 	}
 	for tries := 0; tries < formTries; tries++ {
 		err := s.submit(ctx, f.in)
 		var fe *bot.FieldError
-		if !errors.As(err, &fe) || !f.ask(fe.Field) {
+		if !errors.As(err, &fe) || !f.ask(ctx, fe.Field) {
 			return
 		}
 	}
@@ -57,11 +57,11 @@ func (f *form) names() []string {
 	return names
 }
 
-// prompt asks one question and reads the answer; false: the person left the form (cancel, or
-// the end of input: Ctrl-D leaves the form only, and the prompt then reads on, or exits if the
-// input has truly ended). A line too long is refused and the question asked again. An empty
-// answer is def.
-func (f *form) prompt(question, def string) (string, bool) {
+// prompt asks one question and reads the answer; false: the person left the form (cancel;
+// Ctrl-C or SIGINT; the end of input: Ctrl-D leaves the form only, and the prompt then reads
+// on, or exits if the input has truly ended). A line too long is refused and the question
+// asked again. An empty answer is def.
+func (f *form) prompt(ctx context.Context, question, def string) (string, bool) {
 	if def != "" {
 		question += " [" + def + "]"
 	}
@@ -69,22 +69,17 @@ func (f *form) prompt(question, def string) (string, bool) {
 		question += ", or cancel to leave the form"
 		f.asked = true
 	}
-	f.s.printf("%s: ", question)
-	if !f.s.opt.Interactive {
-		f.s.printf("\n")
+	line, err := f.s.next(ctx, question+": ", true)
+	var long tooLongError
+	for errors.As(err, &long) {
+		f.s.printf("%s\n", long.refusal())
+		line, err = f.s.next(ctx, question+": ", true)
 	}
-	line, err := f.s.next()
-	for errors.Is(err, errTooLong) {
-		f.s.printf("%s\n%s: ", tooLong, question)
-		if !f.s.opt.Interactive {
-			f.s.printf("\n")
-		}
-		line, err = f.s.next()
-	}
-	if err != nil || strings.EqualFold(line, "cancel") {
-		if err != nil && f.s.opt.Interactive {
-			f.s.printf("\n") // Ctrl-D leaves the cursor after the question
-		}
+	switch {
+	case errors.Is(err, errInterrupt), errors.Is(err, errLineCanceled):
+		f.s.printf("Canceled: nothing was requested.\n")
+		return "", false
+	case err != nil, strings.EqualFold(line, "cancel"):
 		f.s.printf("Nothing was requested.\n")
 		return "", false
 	}
@@ -95,9 +90,9 @@ func (f *form) prompt(question, def string) (string, bool) {
 }
 
 // ask asks for one field until the answer is accepted; false: the form is left.
-func (f *form) ask(field string) bool {
+func (f *form) ask(ctx context.Context, field string) bool {
 	for tries := 0; tries < formTries; tries++ {
-		refusal, ok := f.answer(field)
+		refusal, ok := f.answer(ctx, field)
 		if !ok {
 			return false
 		}
@@ -112,7 +107,7 @@ func (f *form) ask(field string) bool {
 
 // answer asks for field once: ok false when the person left, else the refusal of the answer
 // ("" when it was taken).
-func (f *form) answer(field string) (refusal string, ok bool) {
+func (f *form) answer(ctx context.Context, field string) (refusal string, ok bool) {
 	g := f.g
 	switch field {
 	case bot.FieldGroup:
@@ -121,7 +116,7 @@ func (f *form) answer(field string) (refusal string, ok bool) {
 		if len(names) == 1 {
 			def = names[0]
 		}
-		v, ok := f.prompt("Group ("+strings.Join(names, ", ")+")", def)
+		v, ok := f.prompt(ctx, "Group ("+strings.Join(names, ", ")+")", def)
 		if !ok {
 			return "", false
 		}
@@ -138,7 +133,7 @@ func (f *form) answer(field string) (refusal string, ok bool) {
 		if g == nil || len(g.Access) < 2 {
 			return "", true
 		}
-		v, ok := f.prompt("Member or owner", string(g.Access[0]))
+		v, ok := f.prompt(ctx, "Member or owner", string(g.Access[0]))
 		if !ok {
 			return "", false
 		}
@@ -151,7 +146,7 @@ func (f *form) answer(field string) (refusal string, ok bool) {
 		if g == nil {
 			return "", true
 		}
-		v, ok := f.prompt("Duration ("+g.DurationRange()+")", bot.FormatDuration(g.DefaultDuration))
+		v, ok := f.prompt(ctx, "Duration ("+g.DurationRange()+")", bot.FormatDuration(g.DefaultDuration))
 		if !ok {
 			return "", false
 		}
@@ -161,7 +156,7 @@ func (f *form) answer(field string) (refusal string, ok bool) {
 		}
 		f.in.Duration = d
 	case bot.FieldStart:
-		v, ok := f.prompt("Start (now, 14:30, +30m or 2026-12-01 09:00)", "now")
+		v, ok := f.prompt(ctx, "Start (now, 14:30, +30m or 2026-12-01 09:00)", "now")
 		if !ok {
 			return "", false
 		}
@@ -175,7 +170,7 @@ func (f *form) answer(field string) (refusal string, ok bool) {
 		if g == nil || g.RequireJustification {
 			q = "Reason"
 		}
-		v, ok := f.prompt(q, "")
+		v, ok := f.prompt(ctx, q, "")
 		if !ok {
 			return "", false
 		}
@@ -184,7 +179,7 @@ func (f *form) answer(field string) (refusal string, ok bool) {
 		if g == nil || !g.RequireTicket {
 			return "", true
 		}
-		v, ok := f.prompt("Ticket", "")
+		v, ok := f.prompt(ctx, "Ticket", "")
 		if !ok {
 			return "", false
 		}

@@ -10,8 +10,18 @@ import (
 	"github.com/pimbot/pimbot/bot"
 )
 
-// Notify prints what each person would be told, prefixed by who is told.
+// Notify prints what each person would be told, prefixed by who is told (see round.go for
+// when).
 func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
+	defer s.restoreOnPanic() // the engine calls it in goroutines of its own
+	var b strings.Builder
+	s.notify(ctx, ev, &b)
+	s.told(ev, b.String())
+	return nil
+}
+
+// notify writes to b what each person is told of ev.
+func (s *Shell) notify(ctx context.Context, ev bot.Event, b *strings.Builder) {
 	r := ev.Request
 	now := s.eng.Now()
 	g, _ := s.eng.Policy().Group(r.GroupID)
@@ -26,20 +36,24 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 	}
 	// The requester is told what the engine offers them now, the approvers what it offers an approver.
 	toReq := func(format string, args ...any) {
-		s.tell(s.short(r.Requester), "%s%s", fmt.Sprintf(format, args...), offer(r, s.eng.Actions(ctx, bot.Actor{User: r.Requester, Surface: s.Name()}, r)))
+		tell(b, s.short(r.Requester), "%s%s", fmt.Sprintf(format, args...), offer(r, s.eng.Actions(ctx, bot.Actor{User: r.Requester, Surface: s.Name()}, r)))
 	}
-	toApp := func(format string, args ...any) { s.tell(approvers, format, args...) }
+	toApp := func(format string, args ...any) { tell(b, approvers, format, args...) }
 	switch ev.Type {
 	case bot.EvMFARequired:
 		ch, err := s.eng.StartMFA(ctx, r)
 		if err != nil {
 			toReq("request %s needs MFA verification first, but it cannot start: %s", r.ID, bot.Describe(err))
-			return nil
+			return
 		}
 		toReq("%s", challengeText(r, ch, now))
 	case bot.EvSubmitted:
 		if r.State == bot.StatePending {
-			line := fmt.Sprintf("%s asks for %s %s.", who, r.What(), r.When(now, s.loc))
+			line := who + " asks for " + r.What()
+			if w := r.When(now, s.loc); w != "" { // an extension has no window of its own
+				line += " " + w
+			}
+			line += "."
 			if !r.MFAVerifiedAt.IsZero() {
 				line += " Passed MFA at " + bot.FormatTime(r.MFAVerifiedAt, now, s.loc) + "."
 			}
@@ -64,7 +78,7 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 		}
 		if r.Kind == bot.KindExtend {
 			toReq("extension %s was approved by %s.", r.ID, by)
-			return nil
+			return
 		}
 		toReq("request %s was approved by %s; it starts %s.", r.ID, by, strings.TrimPrefix(r.When(now, s.loc), "from "))
 		toApp("request %s was approved by %s.", r.ID, by)
@@ -91,7 +105,7 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 	case bot.EvEnded:
 		toReq("request %s ended (%s): you are no longer %s.", r.ID, r.EndReason, bot.HoldsWords(r.Access, r.Group))
 	case bot.EvExtended:
-		toReq("request %s now ends at %s (extended %s).", r.ID, bot.FormatTime(r.EndsAt, now, s.loc), ev.Detail)
+		toReq("request %s now ends at %s, extended %s.", r.ID, bot.FormatTime(r.EndsAt, now, s.loc), ev.Detail)
 	case bot.EvFailed:
 		toReq("request %s failed: %s.", r.ID, failReason(r))
 		toApp("request %s of %s failed: %s.", r.ID, who, failReason(r))
@@ -104,9 +118,8 @@ func (s *Shell) Notify(ctx context.Context, ev bot.Event) error {
 		// Access found without a grant concerns no request: only the approvers hear of it.
 		toApp("DRIFT: %s", printable(ev.Detail))
 	case bot.EvDeadLetter:
-		s.tell("operators", "ALERT: %s", printable(ev.Detail))
+		tell(b, "operators", "ALERT: %s", printable(ev.Detail))
 	}
-	return nil
 }
 
 // approverNames lists approvers as the shell names them; "the approvers" when none is named.
@@ -126,13 +139,14 @@ func challengeText(r *bot.Request, ch bot.Challenge, now time.Time) string {
 }
 
 // hints are the commands of the actions the engine offers, in its order: each is typed as
-// the action's name and the request id ("extend R7KX2M9Q | deactivate R7KX2M9Q").
+// the action's name and the request id ("extend R7KX2M9Q | deactivate R7KX2M9Q"). A command
+// is one word to wrap (its spaces are no-break spaces, printed as spaces).
 func hints(id string, acts []bot.Action) string {
 	hs := make([]string, 0, len(acts))
 	for _, a := range acts {
-		h := string(a) + " " + id
+		h := string(a) + nbsp + id
 		if a == bot.ActDeny {
-			h += " [reason]"
+			h += nbsp + "[reason]"
 		}
 		hs = append(hs, h)
 	}
@@ -171,7 +185,14 @@ func printable(text string) string {
 }
 
 func (s *Shell) tell(to, format string, args ...any) {
-	s.printf("  → to %s: %s\n", to, fmt.Sprintf(format, args...))
+	var b strings.Builder
+	tell(&b, to, format, args...)
+	s.printf("%s", b.String())
+}
+
+// tell writes what someone is told, one line.
+func tell(b *strings.Builder, to, format string, args ...any) {
+	fmt.Fprintf(b, "  → to %s: %s\n", to, fmt.Sprintf(format, args...))
 }
 
 // failReason is why a request failed: the engine's reason, and the directory's error if any.

@@ -3,13 +3,13 @@
 package shell
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pimbot/pimbot/bot"
@@ -17,9 +17,16 @@ import (
 
 // Options tune the shell.
 type Options struct {
-	Interactive bool             // print prompts (a terminal); piped scripts get none
+	// Interactive: a person types at a terminal. The shell prints prompts, and when both its
+	// input and its output are that terminal's files it puts the terminal in raw mode and
+	// edits lines with golang.org/x/term (restoring the terminal on every way out). Piped
+	// scripts are not interactive: each line read is echoed after a prompt instead.
+	Interactive bool
 	Local       bot.MemberLister // answers `members <group>`; nil: the engine's directory if it can list
 	Tick        time.Duration    // how often due jobs run between commands; default 200ms
+	// Width is the column at which output lines wrap (at spaces). 0: the terminal's width
+	// when the output is a terminal (80 when it does not say), else no wrapping.
+	Width int
 	// Ephemeral is set when the store lives only as long as this process (the embedded
 	// Redis): on exit the shell counts the open requests it holds and says they are lost.
 	Ephemeral OpenRequester
@@ -30,23 +37,28 @@ type OpenRequester interface {
 	OpenRequests(ctx context.Context) (map[string]string, error)
 }
 
-// maxLine is the longest input line the shell reads, in bytes; a longer one is refused.
-const maxLine = 64 * 1024
-
 // exitTimeout bounds the count of open requests said on exit.
 const exitTimeout = 2 * time.Second
 
 // Shell is the terminal surface and its notifier.
 type Shell struct {
-	eng  *bot.Engine
-	in   *bufio.Reader
-	out  io.Writer
-	opt  Options
-	mu   sync.Mutex // serializes output
-	work sync.Mutex // serializes commands and job runs
-	me   bot.User
-	loc  *time.Location
-	last string // the newest request id seen; `last` stands for it in commands
+	eng     *bot.Engine
+	in      io.Reader
+	orig    io.Writer  // the output given to New
+	src     lineSource // set by Run
+	opt     Options
+	mu      sync.Mutex // serializes output, and guards out and editing
+	out     io.Writer  // orig, or while lines are edited on the terminal, the line editor
+	editing bool
+	restore func()        // puts the terminal back (nil: it was not put in raw mode)
+	work    sync.Mutex    // serializes commands and job runs
+	intr    chan struct{} // Ctrl-C or SIGINT, not yet acted on
+	waiting atomic.Bool   // a `wait` is under way (Ctrl-C stops it)
+	roundMu sync.Mutex
+	round   *[]tale // what the round of jobs under way tells (round.go)
+	me      bot.User
+	loc     *time.Location
+	last    string // the newest request id seen; `last` stands for it in commands
 }
 
 var _ bot.Notifier = (*Shell)(nil)
@@ -59,22 +71,71 @@ func New(eng *bot.Engine, in io.Reader, out io.Writer, opt Options) *Shell {
 	if opt.Local == nil {
 		opt.Local, _ = eng.Directory().(bot.MemberLister)
 	}
-	return &Shell{eng: eng, in: bufio.NewReaderSize(in, maxLine+2), out: out, opt: opt, loc: eng.Policy().Settings.Timezone}
+	return &Shell{eng: eng, in: in, orig: out, out: out, opt: opt, intr: make(chan struct{}, 1), loc: eng.Policy().Settings.Timezone}
 }
 
 // Name is the notifier's name.
 func (s *Shell) Name() string { return "shell" }
 
-func (s *Shell) printf(format string, args ...any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	fmt.Fprintf(s.out, format, args...)
+// Interrupt is Ctrl-C for a shell that does not read the key itself (cmd/pimbot sends SIGINT
+// here): it cancels the form or the line being read, or stops a `wait`; at the prompt the
+// shell says how to leave. An interrupt while a command runs is acted on at the next read.
+func (s *Shell) Interrupt() {
+	select {
+	case s.intr <- struct{}{}:
+	default: // one is pending already
+	}
 }
 
-func (s *Shell) prompt() {
-	if s.opt.Interactive {
-		s.printf("%s> ", s.short(s.me))
+// interruptWait takes a Ctrl-C typed while a `wait` is under way (nothing reads the terminal
+// then): false when no `wait` is.
+func (s *Shell) interruptWait() bool {
+	if !s.waiting.Load() {
+		return false
 	}
+	s.Interrupt()
+	return true
+}
+
+// Writer is w, except while the shell edits lines on the terminal in raw mode: then what is
+// written goes through the shell's output, above the prompt and the line being typed (the
+// start-up logs on the same terminal, which raw mode would leave without carriage returns).
+func (s *Shell) Writer(w io.Writer) io.Writer { return throughShell{s, w} }
+
+type throughShell struct {
+	s *Shell
+	w io.Writer
+}
+
+func (t throughShell) Write(p []byte) (int, error) {
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	if t.s.editing {
+		return t.s.out.Write(p)
+	}
+	return t.w.Write(p)
+}
+
+// printf prints output, its lines wrapped at the width (see Options.Width).
+func (s *Shell) printf(format string, args ...any) {
+	text := fmt.Sprintf(format, args...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, _ = io.WriteString(s.out, wrapText(text, s.width()))
+}
+
+// write prints text as it is (a prompt, the echo of a line).
+func (s *Shell) write(text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, _ = io.WriteString(s.out, text)
+}
+
+func (s *Shell) width() int {
+	if s.opt.Width > 0 {
+		return s.opt.Width
+	}
+	return terminalWidth(s.orig)
 }
 
 func (s *Shell) short(u bot.User) string {
@@ -91,12 +152,15 @@ func (s *Shell) Run(ctx context.Context) error {
 	if err := s.pickFirstUser(ctx); err != nil {
 		return err
 	}
+	restore := s.open()
+	defer restore() // also when a panic unwinds this goroutine
 	s.printf("pimbot shell: policy %s, groups: %s.\nYou are %s (%s). Type `help` for commands, `as <user>` to become someone else.\n",
 		s.eng.Policy().Source, strings.Join(s.eng.Policy().GroupNames(), ", "), s.me.Handle(), s.me.Display())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // expiries and reminders happen while you type
 		defer wg.Done()
+		defer s.restoreOnPanic()
 		t := time.NewTicker(s.opt.Tick)
 		defer t.Stop()
 		for {
@@ -114,20 +178,23 @@ func (s *Shell) Run(ctx context.Context) error {
 	defer wg.Wait()
 	defer cancel()
 	for {
-		s.prompt()
-		line, err := s.next()
-		if errors.Is(err, errTooLong) {
-			s.printf("%s\n", tooLong)
+		line, err := s.next(ctx, s.short(s.me)+"> ", false)
+		var long tooLongError
+		switch {
+		case errors.As(err, &long):
+			s.printf("%s\n", long.refusal())
 			continue
+		case errors.Is(err, errInterrupt):
+			s.printf("To leave the shell, type exit or press Ctrl-D.\n")
+			continue
+		case errors.Is(err, errLineCanceled):
+			continue // the line shows ^C where it was left
 		}
 		if err != nil || ctx.Err() != nil {
-			if err != nil && s.opt.Interactive {
-				s.printf("\n") // Ctrl-D leaves the cursor after the prompt
-			}
 			s.work.Lock()
 			s.drain(ctx)
 			s.work.Unlock()
-			if err != nil && !errors.Is(err, io.EOF) {
+			if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
 				return fmt.Errorf("read the input: %w", err)
 			}
 			return nil
@@ -142,33 +209,75 @@ func (s *Shell) Run(ctx context.Context) error {
 	}
 }
 
-// errTooLong: the line read was longer than maxLine; it was read to its end and dropped.
-var errTooLong = fmt.Errorf("line longer than %d characters", maxLine)
-
-var tooLong = fmt.Sprintf("That line is longer than %d characters; nothing was done.", maxLine)
-
-// next reads one line: errTooLong for a line over maxLine (the shell goes on), io.EOF at the
-// end of input (Ctrl-D on a terminal). The end of input is not remembered: on a terminal,
-// Ctrl-D inside the form leaves the form, and the prompt reads again; a pipe or file that has
-// ended answers io.EOF again at once.
-func (s *Shell) next() (string, error) {
-	b, err := s.in.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
-		for errors.Is(err, bufio.ErrBufferFull) { // drop the rest of the line
-			_, err = s.in.ReadSlice('\n')
+// open picks where lines come from: the terminal in raw mode with x/term's line editor, or
+// plain lines. restore undoes it; it may be called more than once, from any goroutine.
+func (s *Shell) open() (restore func()) {
+	var once sync.Once
+	if s.opt.Interactive {
+		if t, undo, ok := openTerminal(s.in, s.orig, s.interruptWait); ok {
+			s.src = t
+			restore = func() {
+				once.Do(func() {
+					s.mu.Lock()
+					s.out, s.editing = s.orig, false
+					s.mu.Unlock()
+					undo()
+				})
+			}
+			s.mu.Lock()
+			s.out, s.editing, s.restore = t.t, true, restore
+			s.mu.Unlock()
+			return restore
 		}
-		return "", errTooLong
 	}
-	if err != nil && len(b) == 0 {
-		return "", err // io.EOF, or the input failed
+	p := newPlainLines(s.in)
+	s.src = p
+	return func() { once.Do(p.close) }
+}
+
+// restoreOnPanic, deferred in a goroutine that runs the shell's code (the ticker, and the
+// engine's job runners through Notify), puts the terminal back as it was before a panic
+// ends the process: raw mode would outlive it. Run's own goroutine restores by its defer.
+func (s *Shell) restoreOnPanic() {
+	if p := recover(); p != nil {
+		s.mu.Lock()
+		restore := s.restore
+		s.mu.Unlock()
+		if restore != nil {
+			restore()
+		}
+		panic(p)
 	}
-	raw := strings.TrimRight(string(b), "\r\n")
-	if len(raw) > maxLine {
-		return "", errTooLong
+}
+
+// next reads one line after prompt, trimmed (see lineSource for its errors). question: the
+// prompt is a question of the form, printed even when prompts are not (a piped script).
+func (s *Shell) next(ctx context.Context, prompt string, question bool) (string, error) {
+	_, editing := s.src.(*termLines)
+	switch {
+	case editing: // the line editor draws the prompt, on one line: the head of a wide one is output
+		if cols := s.width(); cols > 0 && displayWidth(prompt) > cols {
+			if lines := wrap(strings.TrimRight(prompt, " "), cols); len(lines) > 1 {
+				s.write(strings.Join(lines[:len(lines)-1], "\n") + "\n")
+				prompt = lines[len(lines)-1] + " "
+			}
+		}
+	case s.opt.Interactive:
+		s.write(prompt)
+	case question:
+		s.printf("%s\n", prompt)
 	}
-	line := strings.TrimSpace(raw)
+	line, err := s.src.readLine(ctx, prompt, s.intr)
+	if err != nil {
+		var long tooLongError
+		if !editing && s.opt.Interactive && !errors.As(err, &long) {
+			s.write("\n") // Ctrl-D or ^C leaves the cursor after the prompt
+		}
+		return "", err
+	}
+	line = strings.TrimSpace(line)
 	if !s.opt.Interactive && line != "" {
-		s.printf("%s> %s\n", s.short(s.me), line) // echo, so a piped session reads like a typed one
+		s.write(s.short(s.me) + "> " + line + "\n") // echo, so a piped session reads like a typed one
 	}
 	return line, nil
 }
@@ -201,7 +310,7 @@ func (s *Shell) farewell(ctx context.Context) {
 // drain runs every job that is due now, so that what people are told prints at once.
 func (s *Shell) drain(ctx context.Context) {
 	for i := 0; i < 50; i++ {
-		n, err := s.eng.RunDue(ctx)
+		n, err := s.runRound(func() (int, error) { return s.eng.RunDue(ctx) })
 		if err != nil || n == 0 {
 			return
 		}
@@ -229,8 +338,9 @@ func (s *Shell) actor() bot.Actor { return bot.Actor{User: s.me, Surface: "shell
 
 const help = `Commands (the same words as in Slack and Teams):
   /activate                       walk through the form, one question at a time
-  /activate <group> [member|owner] [for <duration>] [at <time>] [ticket <id>] [<reason...>]
-                                  e.g. /activate prod-db-admins for 2h fixing the outage
+  /activate <group> [member|owner] [for <duration>] [at <time>] [ticket <id>]
+            [<reason...>]         the quick form, e.g.
+                                  /activate prod-db-admins for 2h db migration
   status [<id>]                   your requests and grants (or one request)
   groups                          the groups you may activate
   pending                         the requests waiting for your approval (approvers; also: inbox)
@@ -242,8 +352,9 @@ const help = `Commands (the same words as in Slack and Teams):
   extend <id> [for <duration>] [<reason>]   ask for more time on an active grant
   members <group>                 who holds the group now, as the directory says
   as <user>                       become someone else (e-mail, or the part before the @)
-  whoami, wait <duration>, help, quit
-  (in any command, "last" stands for the newest request id shown)
+  whoami, wait <duration>, help, exit (or quit, or Ctrl-D)
+  Ctrl-C cancels the line being typed, or the form.
+  In any command, "last" stands for the newest request id shown.
 `
 
 // handle runs one command line; it returns true to quit.
@@ -349,6 +460,8 @@ func (s *Shell) wait(ctx context.Context, arg string) {
 		return
 	}
 	deadline := time.Now().Add(d)
+	s.waiting.Store(true)
+	defer s.waiting.Store(false)
 	s.work.Unlock() // let the ticker run jobs while we wait
 	defer s.work.Lock()
 	t := time.NewTimer(time.Until(deadline))
@@ -356,6 +469,8 @@ func (s *Shell) wait(ctx context.Context, arg string) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
+	case <-s.intr:
+		s.printf("Stopped waiting.\n")
 	}
 }
 
