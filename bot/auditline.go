@@ -15,7 +15,7 @@ var auditLabels = map[string]string{
 	EvCanceled: "canceled", EvTimedOut: "timed out", EvActivated: "activated", EvEnded: "ended",
 	EvExtended: "extended", EvReviewed: "reviewed", EvFailed: "FAILED", EvRemovalFailing: "REMOVAL FAILING",
 	EvDrift: "DRIFT reported", EvDriftRemoved: "DRIFT removed", EvDriftRemoveFailed: "DRIFT removal failed",
-	EvDeadLetter: "DEAD LETTER", EvBound: "BOUND", EvBindRefused: "BINDING REFUSED", EvUnbound: "UNBOUND",
+	EvDeadLetter: "DEAD LETTER", EvUndelivered: "UNDELIVERED", EvBound: "BOUND", EvBindRefused: "BINDING REFUSED", EvUnbound: "UNBOUND",
 }
 
 // auditTextMax bounds each free-text part of an audit line (reasons, errors).
@@ -37,7 +37,7 @@ func AuditLine(ev Event, loc *time.Location) (line string, ok bool) {
 	}
 	at := func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04 MST") }
 	switch {
-	case ev.Type == EvDeadLetter:
+	case ev.Type == EvDeadLetter || ev.Type == EvUndelivered:
 		return at(ev.At) + " " + label + ": " + oneLine(ev.Detail, 2*auditTextMax) + " · by pimbot", true
 	case IsBinding(ev.Type) && ev.Chat != nil:
 		return at(ev.At) + " " + label + ": " + oneLine(ev.Chat.Surface+" account "+ev.Chat.ID, 200) + " · " +

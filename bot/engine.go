@@ -37,6 +37,10 @@ type Hooks struct {
 	TakenOver func()
 	// DeadLettered: a job (or its request) could not be decoded and left the queue.
 	DeadLettered func(kind string)
+	// Undelivered: a notification was given up for good (the platform refused it
+	// permanently, or it was no longer worth retrying); notifier is the surface's name,
+	// event the event type.
+	Undelivered func(notifier, event string)
 }
 
 // Engine takes every decision: who may do what, which state comes next, which jobs follow.

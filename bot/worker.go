@@ -17,7 +17,7 @@ const (
 	PollInterval    = 500 * time.Millisecond
 	WorkerParallel  = ClaimBatch // requests whose jobs run at once per process (the directory bounds its own calls)
 	AlertAfter      = 3          // failed removals before people are alerted
-	NotifyAttempts  = 6          // a notification is dropped (and logged) after this many failures
+	NotifyAttempts  = 6          // a notification that does not matter (NotifyMatters) is dropped after this many failures
 	maxRetryBackoff = 5 * time.Minute
 )
 
@@ -257,6 +257,7 @@ func (e *Engine) mayAct(c Claimed) error {
 // group after it are handed back to the queue, due at once, for another replica (or this
 // one's next start).
 func (e *Engine) runGroup(ctx context.Context, now time.Time, group []Claimed, ack func(Lease)) {
+	done := map[string]bool{} // jobs of this group finished (acks batched, maybe not stored yet)
 	for i, c := range group {
 		if i > 0 && ctx.Err() != nil {
 			ls := make([]Lease, 0, len(group)-i)
@@ -277,6 +278,7 @@ func (e *Engine) runGroup(ctx context.Context, now time.Time, group []Claimed, a
 			return // its lease is (nearly) over: it is re-delivered; nothing is started late
 		}
 		jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
+		jctx = context.WithValue(jctx, groupDoneKey{}, done)
 		ok, err := e.runJob(jctx, c)
 		cancel()
 		if e.hooks.JobDone != nil {
@@ -290,6 +292,7 @@ func (e *Engine) runGroup(ctx context.Context, now time.Time, group []Claimed, a
 			e.log.Warn("job failed", "job", c.Job.ID, "request_id", c.Job.RequestID, "attempt", c.Job.Attempt, "err", err)
 		}
 		if ok {
+			done[c.Job.ID] = true
 			ack(c.Lease())
 		}
 	}
@@ -375,6 +378,12 @@ func (e *Engine) runJob(ctx context.Context, c Claimed) (ack bool, err error) {
 	return true, fmt.Errorf("unknown job kind %q", j.Kind)
 }
 
+// runNotify delivers one event to one surface (bot/delivery.go says how errors are read).
+// It runs only once the notifications of the request's earlier versions for that surface
+// are done, so each person hears of a request's events in order. A notification that
+// matters (NotifyMatters) is retried until delivered or over (notifyOver), waiting the
+// platform's Retry-After when it gives one; the rest keep the budget of NotifyAttempts. A
+// permanent refusal stops the job and tells someone (undelivered).
 func (e *Engine) runNotify(ctx context.Context, c Claimed) (bool, error) {
 	j := c.Job
 	n, ok := e.notifiers[j.Notifier]
@@ -384,13 +393,56 @@ func (e *Engine) runNotify(ctx context.Context, c Claimed) (bool, error) {
 	if err := e.mayAct(c); err != nil {
 		return false, err
 	}
-	if err := n.Notify(ctx, *j.Event); err != nil {
-		if j.Attempt+1 >= NotifyAttempts {
-			return true, fmt.Errorf("notify %s of %s: giving up after %d attempts: %w", j.Notifier, j.Event.Type, NotifyAttempts, err)
+	if at, err := e.notifyBehind(ctx, c); err != nil {
+		e.log.Warn("could not check the order of notifications; delivering anyway", "request_id", j.RequestID, "event", j.Event.Type, "err", err)
+	} else if !at.IsZero() {
+		if err := e.holdBack(ctx, c, at); err != nil {
+			return false, fmt.Errorf("notify %s of %s: hold back behind an earlier notification: %w", j.Notifier, j.Event.Type, err)
 		}
-		return false, e.retryAt(ctx, c, e.clock.Now().Add(Backoff(j.Attempt+1)), fmt.Errorf("notify %s of %s: %w", j.Notifier, j.Event.Type, err))
+		return false, nil
 	}
-	return true, nil
+	err := n.Notify(ctx, *j.Event)
+	if err == nil {
+		return true, nil
+	}
+	err = fmt.Errorf("notify %s of %s: %w", j.Notifier, j.Event.Type, err)
+	if permanentOnly(err) {
+		e.undelivered(ctx, c, "the platform refused it for good", err)
+		return true, nil
+	}
+	if errors.Is(err, ErrUndeliverable) {
+		// Part of it can never be delivered (the surface marked that part done); the rest
+		// is retried.
+		e.undelivered(ctx, c, "the platform refused part of it for good", err)
+	}
+	if !NotifyMatters(j.Event.Type) {
+		if j.Attempt+1 >= NotifyAttempts {
+			return true, fmt.Errorf("giving up after %d attempts: %w", NotifyAttempts, err)
+		}
+	} else if why := e.notifyGiveUp(ctx, j); why != "" {
+		e.undelivered(ctx, c, "no longer worth retrying: "+why, err)
+		return true, nil
+	}
+	return false, e.retryAt(ctx, c, e.clock.Now().Add(notifyRetryDelay(j.Attempt+1, err)), err)
+}
+
+// notifyGiveUp says why a notification that matters and failed is no longer worth retrying
+// ("" to retry it).
+func (e *Engine) notifyGiveUp(ctx context.Context, j Job) string {
+	var cur *Request
+	if ev := j.Event; ev.Request != nil && ev.Request.Version > 0 && e.clock.Now().Sub(ev.At) <= NotifyMaxAge {
+		sctx, cancel := storeCtx(ctx)
+		r, err := e.store.Get(sctx, j.RequestID)
+		cancel()
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return "" // the store did not answer: keep trying
+		default:
+			cur = r
+		}
+	}
+	return notifyOver(*j.Event, cur, e.clock.Now())
 }
 
 var system = Actor{User: User{ID: "pimbot", Name: "pimbot"}, Surface: "pimbot"}

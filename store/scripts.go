@@ -79,6 +79,11 @@ end
 for _, j in ipairs(tx.schedule or {}) do
   redis.call('ZADD', KEYS[1], j.due, j.id)
   redis.call('HSET', P .. 'job', j.id, j.body)
+  if j.order then
+    -- notify jobs by request and surface, scored by version (store/order.go)
+    redis.call('ZADD', P .. 'nq:' .. j.order, j.seq, j.id)
+    redis.call('EXPIRE', P .. 'nq:' .. j.order, tx.retention)
+  end
 end
 for _, a in ipairs(tx.audit or {}) do
   redis.call('XADD', P .. 'audit', 'MAXLEN', '~', tx.auditMax, '*', 'r', a)

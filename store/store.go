@@ -119,9 +119,11 @@ type txLock struct {
 }
 
 type txJob struct {
-	ID   string `json:"id"`
-	Due  int64  `json:"due"`
-	Body string `json:"body"`
+	ID    string `json:"id"`
+	Due   int64  `json:"due"`
+	Body  string `json:"body"`
+	Order string `json:"order,omitempty"` // notify jobs: the order index they join (order.go)
+	Seq   int64  `json:"seq,omitempty"`
 }
 
 type txLimits struct {
@@ -219,7 +221,9 @@ func (s *Redis) encode(tx *bot.Tx) (txWire, error) {
 		if err != nil {
 			return w, fmt.Errorf("encode job: %w", err)
 		}
-		w.Schedule = append(w.Schedule, txJob{ID: j.ID, Due: ms(j.Due), Body: string(body)})
+		tj := txJob{ID: j.ID, Due: ms(j.Due), Body: string(body)}
+		tj.Order, tj.Seq = notifyOrder(j)
+		w.Schedule = append(w.Schedule, tj)
 	}
 	for _, a := range tx.Audit {
 		data, err := json.Marshal(a)

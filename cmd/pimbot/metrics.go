@@ -27,6 +27,7 @@ type metrics struct {
 	retries     *prometheus.CounterVec
 	takenOver   prometheus.Counter
 	deadLetters *prometheus.CounterVec
+	undelivered *prometheus.CounterVec
 	calls       *prometheus.CounterVec
 	callLatency *prometheus.HistogramVec
 	httpReqs    *prometheus.CounterVec
@@ -63,7 +64,10 @@ func newMetrics() *metrics {
 	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pimbot_jobs_dead_lettered_total",
 		Help: "Jobs moved to the dead-letter set because they (or their request) could not be decoded, by kind. Any increase needs an operator."},
 		[]string{"kind"})
-	m.reg.MustRegister(m.requests, m.decisions, m.jobs, m.jobLag, m.retries, m.takenOver, m.deadLetters,
+	m.undelivered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pimbot_notifications_undelivered_total",
+		Help: "Notifications given up: the platform refused them for good (channel not found, app not in the channel) or they were no longer worth retrying, by surface and event. Each is also in the log and the audit trail."},
+		[]string{"surface", "event"})
+	m.reg.MustRegister(m.requests, m.decisions, m.jobs, m.jobLag, m.retries, m.takenOver, m.deadLetters, m.undelivered,
 		m.calls, m.callLatency, m.httpReqs, m.httpLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -85,6 +89,7 @@ func (m *metrics) hooks() bot.Hooks {
 		},
 		TakenOver:    func() { m.takenOver.Inc() },
 		DeadLettered: func(kind string) { m.deadLetters.WithLabelValues(kind).Inc() },
+		Undelivered:  func(notifier, event string) { m.undelivered.WithLabelValues(notifier, event).Inc() },
 	}
 }
 

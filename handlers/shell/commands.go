@@ -42,6 +42,12 @@ func (s *Shell) submit(ctx context.Context, in bot.SubmitInput) error {
 		s.printf("Request %s submitted: %s %s; first, verify with Microsoft (MFA).\n", r.ID, r.What(), r.When(s.eng.Now(), s.loc))
 	case bot.StatePending:
 		s.printf("Request %s submitted: %s %s, waiting for approval.\n", r.ID, r.What(), r.When(s.eng.Now(), s.loc))
+	case bot.StateScheduled:
+		if r.AutoApproval != nil {
+			s.printf("Request %s submitted: %s %s; approved automatically by %s.\n", r.ID, r.What(), r.When(s.eng.Now(), s.loc), r.AutoApproval.Words())
+			break
+		}
+		s.printf("Request %s submitted: %s %s; no approval needed.\n", r.ID, r.What(), r.When(s.eng.Now(), s.loc))
 	default:
 		s.printf("Request %s submitted: %s %s; no approval needed.\n", r.ID, r.What(), r.When(s.eng.Now(), s.loc))
 	}
@@ -119,6 +125,9 @@ func (s *Shell) groups(ctx context.Context) {
 		approval := "no approval needed"
 		if g.RequireApproval {
 			approval = "approval by " + strings.Join(g.Approvers, ", ")
+		}
+		if g.AutoApprove != nil {
+			approval += ", or at once when you are on call (up to " + bot.FormatDuration(g.AutoApprove.MaxDuration) + ")"
 		}
 		s.printf("  %-20s %s, %s to %s, %s\n", g.Name, joinAccess(g.Access), bot.FormatDuration(g.MinDuration), bot.FormatDuration(g.MaxDuration), approval)
 	}

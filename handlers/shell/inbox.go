@@ -39,6 +39,9 @@ func (s *Shell) inboxLine(r *bot.Request, acts []bot.Action) string {
 	if w := r.When(now, s.loc); w != "" {
 		l += " " + w
 	}
+	if r.Unreviewed() {
+		l = fmt.Sprintf("  request %s  %s got %s, approved automatically by %s (%s); review it", r.ID, who, r.What(), r.AutoApproval.Words(), r.State.Label())
+	}
 	l += ", asked " + bot.FormatTime(r.CreatedAt, now, s.loc) + "."
 	if r.Reason != "" {
 		l += fmt.Sprintf(" Reason: %q.", r.Reason)

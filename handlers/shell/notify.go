@@ -48,6 +48,19 @@ func (s *Shell) notify(ctx context.Context, ev bot.Event, b *strings.Builder) {
 		}
 		toReq("%s", challengeText(r, ch, now))
 	case bot.EvSubmitted:
+		if aa := r.AutoApproval; aa != nil && r.State == bot.StateScheduled {
+			line := fmt.Sprintf("%s got %s %s, approved automatically by %s.", who, r.What(), r.When(now, s.loc), aa.Words())
+			if r.Reason != "" {
+				line += fmt.Sprintf(" Reason: %q.", r.Reason)
+			}
+			if h := hints(r.ID, s.eng.ApproverActions(r)); h != "" {
+				line += " Review it: " + h
+			}
+			toApp("%s", line)
+			toReq("request %s was approved automatically: you are on call (%s); it starts %s. The approvers see it and review it afterwards.",
+				r.ID, strings.TrimSuffix(strings.TrimPrefix(aa.Words(), "on-call ("), ")"), strings.TrimPrefix(r.When(now, s.loc), "from "))
+			return
+		}
 		if r.State == bot.StatePending {
 			line := who + " asks for " + r.What()
 			if w := r.When(now, s.loc); w != "" { // an extension has no window of its own
@@ -63,11 +76,16 @@ func (s *Shell) notify(ctx context.Context, ev bot.Event, b *strings.Builder) {
 			if r.Ticket != "" {
 				line += " Ticket: " + r.Ticket + "."
 			}
+			note := ""
+			if r.OnCallNote != "" {
+				note = " (" + r.OnCallNote + ")"
+				line += " " + bot.Capitalize(r.OnCallNote) + "."
+			}
 			if h := hints(r.ID, s.eng.ApproverActions(r)); h != "" {
 				line += " Type: " + h
 			}
 			toApp("%s", line)
-			toReq("request %s is waiting for approval by %s.", r.ID, approverNames(g.ApproversFor(r.Requester)))
+			toReq("request %s is waiting for approval by %s%s.", r.ID, approverNames(g.ApproversFor(r.Requester)), note)
 		}
 	case bot.EvApprovalAdded:
 		toReq("%s approved request %s (%d of %d); waiting for %d more.", by, r.ID, len(r.Approvals), r.ApprovalsRequired, r.ApprovalsRequired-len(r.Approvals))
@@ -114,6 +132,14 @@ func (s *Shell) notify(ctx context.Context, ev bot.Event, b *strings.Builder) {
 	case bot.EvRemovalFailing:
 		toApp("ALERT: removing %s from %s (request %s) keeps failing; pimbot keeps retrying. %s", who, r.Group, r.ID, ev.Detail)
 		toReq("request %s: removing your access is delayed by a directory error; pimbot keeps retrying.", r.ID)
+	case bot.EvReviewed:
+		toApp("the automatic approval of request %s (%s) was reviewed by %s: looks good.", r.ID, r.AutoApproval.Words(), by)
+	case bot.EvReviewDue:
+		line := fmt.Sprintf("REVIEW: %s got %s approved automatically by %s (request %s), and nobody reviewed it yet.", who, r.What(), r.AutoApproval.Words(), r.ID)
+		if h := hints(r.ID, s.eng.ApproverActions(r)); h != "" {
+			line += " Type: " + h
+		}
+		toApp("%s", line)
 	case bot.EvDrift, bot.EvDriftRemoved, bot.EvDriftRemoveFailed:
 		// Access found without a grant concerns no request: only the approvers hear of it.
 		toApp("DRIFT: %s", printable(ev.Detail))
@@ -144,13 +170,21 @@ func challengeText(r *bot.Request, ch bot.Challenge, now time.Time) string {
 func hints(id string, acts []bot.Action) string {
 	hs := make([]string, 0, len(acts))
 	for _, a := range acts {
-		h := string(a) + nbsp + id
+		h := command(a) + nbsp + id
 		if a == bot.ActDeny {
 			h += nbsp + "[reason]"
 		}
 		hs = append(hs, h)
 	}
 	return strings.Join(hs, " | ")
+}
+
+// command is the shell command of an action: its name, but looks-good for ActLooksGood.
+func command(a bot.Action) string {
+	if a == bot.ActLooksGood {
+		return "looks-good"
+	}
+	return string(a)
 }
 
 // offer is the hints at the end of a line, if the engine offers anything; verifying again

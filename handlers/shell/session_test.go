@@ -17,6 +17,7 @@ import (
 	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/handlers/shell"
+	oncalllocal "github.com/pimbot/pimbot/oncall/local"
 	"github.com/pimbot/pimbot/store/storetest"
 )
 
@@ -54,7 +55,11 @@ func startScripted(t *testing.T, policy []byte, opt shell.Options, ephemeral boo
 	}
 	st := storetest.New(t)
 	clk := &clock{t: time.Date(2026, 3, 2, 18, 2, 0, 0, time.UTC)}
-	eng := bot.New(bot.Config{Policy: pol, Store: st, Directory: local.New(pol), Clock: clk})
+	var rotas []bot.OnCallProvider
+	if len(pol.Rotas) > 0 {
+		rotas = append(rotas, oncalllocal.New(pol.Rotas, clk.Now))
+	}
+	eng := bot.New(bot.Config{Policy: pol, Store: st, Directory: local.New(pol), Clock: clk, OnCall: rotas})
 	if ephemeral {
 		opt.Ephemeral = st
 	}

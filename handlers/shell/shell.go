@@ -295,8 +295,10 @@ func (s *Shell) farewell(ctx context.Context) {
 		return
 	}
 	ids := map[string]bool{}
-	for _, id := range open {
-		ids[id] = true
+	for key, id := range open {
+		if !strings.HasPrefix(key, "review|") { // a review waits on a request that may be over
+			ids[id] = true
+		}
 	}
 	switch n := len(ids); n {
 	case 0:
@@ -349,6 +351,8 @@ const help = `Commands (the same words as in Slack and Teams):
   cancel <id>                     withdraw your pending or scheduled request
   verify <id>                     a fresh MFA sign-in link (or code) for your request waiting for MFA
   deactivate <id>                 end an active grant now
+  revoke <id>, looks-good <id>    end, or approve of, an automatic (on-call)
+                                  approval (approvers)
   extend <id> [for <duration>] [<reason>]   ask for more time on an active grant
   members <group>                 who holds the group now, as the directory says
   as <user>                       become someone else (e-mail, or the part before the @)
@@ -420,6 +424,24 @@ func (s *Shell) handle(ctx context.Context, line string) bool {
 			verb = "canceled (it had not started)" // stopped before its start: nothing to remove
 		}
 		s.result(r, err, verb)
+	case "revoke":
+		if rest == "" {
+			s.printf("Usage: revoke <id>\n")
+			return false
+		}
+		r, err := s.eng.Revoke(ctx, s.actor(), rest)
+		verb := "revoked: the access is being removed"
+		if err == nil && r.State == bot.StateCanceled {
+			verb = "revoked: it had not started, and never will"
+		}
+		s.result(r, err, verb)
+	case "looks-good", "looksgood", "looks_good", "review":
+		if rest == "" {
+			s.printf("Usage: looks-good <id>\n")
+			return false
+		}
+		r, err := s.eng.LooksGood(ctx, s.actor(), rest)
+		s.result(r, err, "reviewed: looks good")
 	case "extend":
 		s.extend(ctx, rest)
 	case "members":

@@ -22,6 +22,7 @@ import (
 	"github.com/pimbot/pimbot/bot/policyfile"
 	"github.com/pimbot/pimbot/graphclient/local"
 	"github.com/pimbot/pimbot/handlers/slack/slackfake"
+	oncalllocal "github.com/pimbot/pimbot/oncall/local"
 	"github.com/pimbot/pimbot/store"
 	"github.com/pimbot/pimbot/store/storetest"
 )
@@ -146,12 +147,19 @@ func newEnvPolicy(t testing.TB, policy string, opts ...envOpt) *env {
 	}
 	e.fake.AddChannel(approvals)
 	e.fake.AddChannel(general)
-	e.eng = bot.New(bot.Config{Policy: pol, Store: e.store, Directory: e.dir, Clock: e.clock,
+	var rotas []bot.OnCallProvider
+	if len(pol.Rotas) > 0 {
+		rotas = append(rotas, oncalllocal.New(pol.Rotas, e.clock.Now))
+	}
+	e.eng = bot.New(bot.Config{Policy: pol, Store: e.store, Directory: e.dir, Clock: e.clock, OnCall: rotas,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	o := Options{
 		Client: NewClient(testToken, e.fake.URL()), Engine: e.eng, KV: e.store, SigningSecret: testSecret,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ShutdownGrace: 200 * time.Millisecond,
 		ResponseURLPrefixes: []string{e.fake.ResponseURLPrefix()},
+		// Paced as Slack is, scaled down so that tests run fast (delivery_test.go paces at
+		// Slack's own rate against the rate-limited fake).
+		ChannelInterval: 5 * time.Millisecond,
 	}
 	for _, f := range opts {
 		f(&o)

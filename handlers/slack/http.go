@@ -1,6 +1,7 @@
 package slack
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,9 +17,34 @@ import (
 // bad signature or a timestamp more than 5 minutes off, 413 for a body over the limit,
 // 400 for a malformed one.
 func (s *Surface) Routes(mux *http.ServeMux) {
-	mux.Handle("POST /slack/commands", s.signed(s.serveCommand))
+	mux.Handle("POST /slack/commands", s.sslCheck(s.signed(s.serveCommand)))
 	mux.Handle("POST /slack/interactions", s.signed(s.serveInteraction))
 	mux.Handle("POST /slack/events", s.signed(s.serveEvents))
+}
+
+// sslCheck answers Slack's certificate checks of the slash-command URL with 200 and nothing
+// else: "ssl_check=1" with a token and no command, which Slack may send unsigned
+// (https://api.slack.com/interactivity/slash-commands#ssl). Everything else goes on to
+// next with its body intact.
+func (s *Surface) sslCheck(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.MaxBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "could not read the request body", http.StatusBadRequest)
+			return
+		}
+		if v, err := url.ParseQuery(string(body)); err == nil && v.Get("ssl_check") == "1" && v.Get("command") == "" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
 }
 
 // signed verifies Slack's signature over the raw body, then hands the body on.

@@ -56,7 +56,7 @@ func TestManifestMatchesTheCode(t *testing.T) {
 		t.Errorf("app home %+v, bot user %q: the Home tab and a writable Messages tab are used", f.AppHome, f.BotUser.DisplayName)
 	}
 	scopes := slices.Sorted(slices.Values(m.OAuth.Scopes.Bot))
-	if want := []string{"chat:write", "commands", "im:history", "users:read", "users:read.email"}; !slices.Equal(scopes, want) {
+	if want := []string{"channels:history", "chat:write", "commands", "groups:history", "im:history", "im:write", "users:read", "users:read.email"}; !slices.Equal(scopes, want) {
 		t.Errorf("bot scopes %v, want exactly %v", scopes, want)
 	}
 	events := slices.Sorted(slices.Values(m.Settings.Events.Bot))

@@ -174,22 +174,15 @@ func auditText(line string) string {
 	return t + "…"
 }
 
-// postOnce posts m to channel unless key says it was posted. A refusal that will not heal
-// (the app is not in the channel) is logged and not retried.
+// postOnce posts m to channel once (delivery.go): marked before, looked up after an unknown
+// outcome, recorded after. A permanent refusal is recorded and returned as undeliverable.
 func (s *Surface) postOnce(ctx context.Context, ev bot.Event, key, channel string, m msg, what string) error {
-	if _, done, err := s.kv.GetValue(ctx, key); err != nil {
-		return fmt.Errorf("read whether the slack %s was posted: %w", what, err)
-	} else if done {
-		return nil
+	recipient := what
+	if i := strings.LastIndexByte(key, ':'); i >= 0 {
+		recipient = key[i+1:]
 	}
-	_, _, err := s.api.PostMessageContext(ctx, channel, append(msgOptions(m), slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())...)
-	if err != nil {
-		if retryable(err) {
-			return fmt.Errorf("slack %s to %s: %w", what, channel, err)
-		}
-		s.log.Error("slack refused the "+what, "request_id", ev.Request.ID, "event", ev.Type, "channel", channel, "err", err)
-	}
-	return s.kv.SetValue(ctx, key, "1", s.opt.RefTTL)
+	_, _, err := s.deliver(ctx, delivery{key: key, channel: channel, m: m, meta: metaOf(ev, recipient), what: what, noUnfurl: true})
+	return err
 }
 
 // people looks up the Slack ids of the people an event names (for mentions), from the KV only.
@@ -238,31 +231,53 @@ func (s *Surface) notifyApprovers(ctx context.Context, ev bot.Event, g *bot.Grou
 		g = &bot.Group{Name: r.Group, ID: r.GroupID}
 	}
 	var alertErr error
-	if ev.Type == bot.EvRemovalFailing || ev.Type == bot.EvFailed {
+	if ev.Type == bot.EvRemovalFailing || ev.Type == bot.EvFailed || ev.Type == bot.EvReviewDue {
 		alertErr = s.alert(ctx, ev, g, who, ref)
 	}
-	if ev.Type == bot.EvSubmitted && r.State == bot.StatePending {
-		return errors.Join(alertErr, s.postApproval(ctx, ev, g, who, ref))
+	// An automatic (on-call) approval is posted to the approvers as a request is: they see it
+	// at once, with Revoke and Looks good. A request sent back to them (no longer on call at
+	// its start) is a submission again: the messages already posted are updated below.
+	if ev.Type == bot.EvSubmitted && (r.State == bot.StatePending || r.AutoApproval != nil) {
+		if err := s.postApproval(ctx, ev, g, who, ref); err != nil {
+			return errors.Join(alertErr, err)
+		}
+		if ref, err = s.loadRef(ctx, r.ID); err != nil || ref.Version >= r.Version {
+			return errors.Join(alertErr, err)
+		}
 	}
 	if len(ref.Msgs) == 0 || r.Version < ref.Version {
 		return alertErr // nobody was asked on Slack, or a newer state is already shown
 	}
 	m := approvalMessage(approvalView{Req: r, Parent: ev.Parent, Group: g, Actions: s.eng.ApproverActions(r), Now: s.now(), Loc: s.loc(), Who: who})
-	var errs []error
+	// Every copy is updated (chat.update is idempotent, so a retry updates them all again).
+	// A copy Slack refuses for good (deleted, channel archived) is dropped from the refs and
+	// reported; the others are retried until they show this version.
+	var errs, refused []error
+	kept := ref.Msgs[:0:0]
 	for _, mr := range ref.Msgs {
-		if _, _, _, err := s.api.UpdateMessageContext(ctx, mr.Channel, mr.TS, msgOptions(m)...); err != nil {
-			if retryable(err) {
-				errs = append(errs, fmt.Errorf("slack chat.update %s: %w", mr.Channel, err))
-			} else {
-				s.log.Error("slack chat.update refused", "request_id", r.ID, "channel", mr.Channel, "err", err)
-			}
+		err := s.updateMessage(ctx, mr.Channel, mr.TS, msgOptions(m)...)
+		switch {
+		case err == nil:
+			kept = append(kept, mr)
+		case errors.Is(err, bot.ErrUndeliverable):
+			s.log.Error("slack chat.update refused", "request_id", r.ID, "event", ev.Type, "channel", mr.Channel, "err", err)
+			refused = append(refused, fmt.Errorf("slack chat.update %s: %w", mr.Channel, err))
+		default:
+			kept = append(kept, mr)
+			errs = append(errs, fmt.Errorf("slack chat.update %s: %w", mr.Channel, err))
+		}
+	}
+	if len(refused) > 0 {
+		ref.Msgs = kept
+		if len(errs) > 0 { // the version is not shown everywhere yet: keep it
+			errs = append(errs, s.saveRef(ctx, r.ID, ref))
 		}
 	}
 	if len(errs) > 0 {
-		return errors.Join(append(errs, alertErr)...)
+		return errors.Join(append(append(errs, refused...), alertErr)...)
 	}
 	ref.Version = r.Version
-	return errors.Join(alertErr, s.saveRef(ctx, r.ID, ref))
+	return errors.Join(append(refused, alertErr, s.saveRef(ctx, r.ID, ref))...)
 }
 
 // approvalTargets are where approvers are asked: the group's Slack approval channel, else
@@ -320,14 +335,14 @@ func (s *Surface) postApproval(ctx context.Context, ev bot.Event, g *bot.Group, 
 		if ref.has(t) {
 			continue
 		}
-		ch, ts, err := s.api.PostMessageContext(ctx, t.Channel, msgOptions(m)...)
+		ch, ts, err := s.deliver(ctx, delivery{key: keySent(r.ID, ev.Type, strconv.FormatInt(r.Version, 10), "approval", t.Channel),
+			channel: t.Channel, m: m, meta: metaOf(ev, "approvers:"+t.Channel), what: "approval message"})
 		if err != nil {
-			if retryable(err) {
-				errs = append(errs, fmt.Errorf("slack chat.postMessage %s: %w", t.Channel, err))
-			} else {
-				s.log.Error("slack refused the approval message", "request_id", r.ID, "channel", t.Channel, "err", err)
-			}
+			errs = append(errs, err)
 			continue
+		}
+		if ts == "" {
+			continue // refused earlier, and reported then
 		}
 		ref.Msgs = append(ref.Msgs, msgRef{To: t.To, Channel: ch, TS: ts})
 		if ref.Version < r.Version {
@@ -352,10 +367,6 @@ func (ref approvalRef) has(t msgRef) bool {
 // alert tells approvers that a person is needed, once per event.
 func (s *Surface) alert(ctx context.Context, ev bot.Event, g *bot.Group, who people, ref approvalRef) error {
 	r := ev.Request
-	key := keySent(r.ID, ev.Type, strconv.FormatInt(r.Version, 10), "approvers")
-	if _, done, err := s.kv.GetValue(ctx, key); err == nil && done {
-		return nil
-	}
 	targets, err := s.approvalTargets(ctx, g, bot.User{})
 	if err != nil {
 		return err
@@ -373,23 +384,20 @@ func (s *Surface) alert(ctx context.Context, ev bot.Event, g *bot.Group, who peo
 	m := alertMessage(ev, who)
 	var errs []error
 	for _, t := range targets {
-		if _, _, err := s.api.PostMessageContext(ctx, t.Channel, msgOptions(m)...); err != nil && retryable(err) {
-			errs = append(errs, fmt.Errorf("slack alert to %s: %w", t.Channel, err))
-		} else if err != nil {
-			s.log.Error("slack refused an alert", "request_id", r.ID, "channel", t.Channel, "err", err)
-		}
+		_, _, err := s.deliver(ctx, delivery{key: keySent(r.ID, ev.Type, strconv.FormatInt(r.Version, 10), "approvers", t.Channel),
+			channel: t.Channel, m: m, meta: metaOf(ev, "alert:"+t.Channel), what: "alert"})
+		errs = append(errs, err)
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
-	return s.kv.SetValue(ctx, key, "1", s.opt.RefTTL)
+	return errors.Join(errs...)
 }
 
 // notifyRequester DMs the requester, once per event.
 func (s *Surface) notifyRequester(ctx context.Context, ev bot.Event, g *bot.Group, who people) error {
 	r := ev.Request
 	key := keySent(r.ID, ev.Type, strconv.FormatInt(r.Version, 10), "requester")
-	if _, done, err := s.kv.GetValue(ctx, key); err == nil && done {
+	if done, err := s.delivered(ctx, key); err != nil {
+		return err
+	} else if done {
 		return nil
 	}
 	var m msg
@@ -418,12 +426,6 @@ func (s *Surface) notifyRequester(ctx context.Context, ev bot.Event, g *bot.Grou
 		s.log.Warn("slack: cannot find the requester on Slack to tell them", "request_id", r.ID, "requester", r.Requester.Handle())
 		return nil
 	}
-	if _, _, err := s.api.PostMessageContext(ctx, id, msgOptions(m)...); err != nil {
-		if retryable(err) {
-			return fmt.Errorf("slack DM to the requester of %s: %w", r.ID, err)
-		}
-		s.log.Error("slack refused a DM to the requester", "request_id", r.ID, "err", err)
-		return nil
-	}
-	return s.kv.SetValue(ctx, key, "1", s.opt.RefTTL)
+	_, _, err = s.deliver(ctx, delivery{key: key, channel: id, m: m, meta: metaOf(ev, "requester"), what: "DM to the requester"})
+	return err
 }

@@ -53,17 +53,17 @@ func (s *Surface) tell(ctx context.Context, o origin, m msg) {
 	var err error
 	switch {
 	case o.DM && o.ChannelID != "":
-		_, _, err = s.api.PostMessageContext(ctx, o.ChannelID, msgOptions(m)...)
+		_, _, err = s.postMessage(ctx, o.ChannelID, msgOptions(m)...)
 	case s.responseURLAllowed(o.ResponseURL):
 		opts := append(msgOptions(m), slack.MsgOptionResponseURL(o.ResponseURL, slack.ResponseTypeEphemeral))
 		_, _, err = s.api.PostMessageContext(ctx, o.ChannelID, opts...)
 	case o.ChannelID != "" && o.UserID != "":
 		_, err = s.api.PostEphemeralContext(ctx, o.ChannelID, o.UserID, msgOptions(m)...)
 		if err != nil && !retryable(err) { // not in that channel: say it in the DM instead
-			_, _, err = s.api.PostMessageContext(ctx, o.UserID, msgOptions(m)...)
+			_, _, err = s.postMessage(ctx, o.UserID, msgOptions(m)...)
 		}
 	case o.UserID != "":
-		_, _, err = s.api.PostMessageContext(ctx, o.UserID, msgOptions(m)...)
+		_, _, err = s.postMessage(ctx, o.UserID, msgOptions(m)...)
 	default:
 		return
 	}

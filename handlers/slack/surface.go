@@ -58,6 +58,10 @@ type Options struct {
 	// ResponseURLPrefixes are the response_url prefixes the surface posts to, besides
 	// Slack's own hooks hosts (tests point them at a fake).
 	ResponseURLPrefixes []string
+	// ChannelInterval and ChannelBurst pace the surface's posts and updates per channel
+	// (pace.go); defaults DefaultChannelInterval and DefaultChannelBurst, Slack's limit.
+	ChannelInterval time.Duration
+	ChannelBurst    int
 }
 
 // Binder binds a chat account to a directory user by a sign-in with Entra (package entra
@@ -82,6 +86,7 @@ type Surface struct {
 	opt    Options
 	pool   *pool
 	homes  homeRuns // App Home redraws queued or running
+	pace   *pacer   // posts and updates per channel
 }
 
 var _ bot.Notifier = (*Surface)(nil)
@@ -142,6 +147,7 @@ func New(o Options) (*Surface, error) {
 		api: o.Client, eng: o.Engine, kv: o.KV, secret: o.SigningSecret,
 		log: o.Logger.With("surface", Name), opt: o,
 		pool: newPool(o.Queue, taskTimeout), homes: homeRuns{m: map[string]*homeWant{}},
+		pace: newPacer(o.ChannelInterval, o.ChannelBurst),
 	}, nil
 }
 

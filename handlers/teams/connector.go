@@ -17,6 +17,7 @@ import (
 
 	"github.com/infracloudio/msbotbuilder-go/connector/client"
 	"github.com/infracloudio/msbotbuilder-go/schema"
+	"github.com/pimbot/pimbot/bot"
 )
 
 // The connector client replaces msbotbuilder-go's client.ConnectorClient, which panics when
@@ -85,6 +86,29 @@ type ConnectorError struct {
 	Code       string
 	Message    string
 	RetryAfter time.Duration
+}
+
+// RetryDelay is the connector's Retry-After (429, 503), for bot.RetryAfter; 0 when it
+// gave none.
+func (e *ConnectorError) RetryDelay() time.Duration { return max(e.RetryAfter, 0) }
+
+// Is makes a refusal that retrying cannot change match bot.ErrUndeliverable: the activity
+// to update does not exist (404), the bot may not post there (403: removed from the team,
+// blocked by the user), the message is refused as it is (400, 413). A conversation not
+// found is not final: the bot is often added to the approval channel's team after the
+// first request, and the retries then deliver. Token errors, throttling (429) and outages
+// (5xx) are transient.
+func (e *ConnectorError) Is(target error) bool {
+	if target != bot.ErrUndeliverable || e.Op == "token" {
+		return false
+	}
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusForbidden, http.StatusRequestEntityTooLarge:
+		return true
+	case http.StatusNotFound:
+		return e.Code != "ConversationNotFound"
+	}
+	return false
 }
 
 func (e *ConnectorError) Error() string {
@@ -297,10 +321,27 @@ func connectorError(op string, resp *http.Response, body []byte) error {
 	var e schema.ErrorResponse
 	_ = json.Unmarshal(body, &e)
 	ce := &ConnectorError{Op: op, Status: resp.StatusCode, Code: e.Error.Code, Message: truncateRunes(e.Error.Message, 300)}
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-		ce.RetryAfter = time.Duration(s) * time.Second
-	}
+	ce.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return ce
+}
+
+// maxRetryAfter caps a Retry-After we honour (a longer one is waited in steps).
+const maxRetryAfter = 5 * time.Minute
+
+// parseRetryAfter reads Retry-After as seconds or as an HTTP date (RFC 9110 §10.2.3); 0 when
+// absent or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		return min(max(time.Duration(n)*time.Second, 0), maxRetryAfter)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter)
+	}
+	return 0
 }
 
 // conversationURL builds {serviceUrl}/v3/conversations/{id}/{rest...} with each id escaped.

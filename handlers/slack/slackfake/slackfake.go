@@ -1,8 +1,10 @@
 // Package slackfake is a fake Slack Web API on loopback for tests: the real slack-go
 // client is pointed at it (OptionAPIURL) and it answers in Slack's wire format, with
 // Slack's error bodies and some of Slack's limits (trigger ids that last 3 s and work
-// once, view and block limits, message text length, DMs only to known users). It also
-// takes response_url posts and serves a Socket Mode WebSocket.
+// once, view and Block Kit limits, message text length, DMs only to known users, and, when
+// asked, the per-channel posting limit with HTTP 429 and late answers). It keeps message
+// metadata and serves conversations.history and conversations.open. It also takes
+// response_url posts and serves a Socket Mode WebSocket.
 package slackfake
 
 import (
@@ -12,6 +14,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +35,13 @@ const (
 	MaxButtonValue     = 2000
 	MaxViewTitle       = 24
 	MaxPrivateMetadata = 3000
+	MaxHeaderText      = 150 // header block text (plain_text)
+	MaxBlockID         = 255
+	// SlackPostInterval and SlackPostBurst are Slack's posting limit: "1 message per second
+	// per channel", with "short bursts" allowed
+	// (https://api.slack.com/docs/rate-limits#rate-limits__limits-when-posting-messages).
+	SlackPostInterval = time.Second
+	SlackPostBurst    = 3
 )
 
 // User is a Slack user the fake knows.
@@ -48,6 +59,7 @@ type Call struct {
 	Raw    string
 	At     time.Time
 	Error  string // the error the fake answered with, "" for ok
+	Status int    // the HTTP status answered (200 unless rate-limited)
 	// Response is what the fake answered (without "ok"), e.g. the view with its id and hash.
 	Response map[string]any
 }
@@ -71,6 +83,7 @@ func (c Call) Get(key string) string {
 // Message is a message as the fake stores it.
 type Message struct {
 	Channel, TS, Text, Blocks string
+	Metadata                  string // the metadata JSON posted with it ("" for none)
 }
 
 type trigger struct {
@@ -97,6 +110,12 @@ type Server struct {
 	fail     map[string]string
 	seq      int
 	onCall   func(Call)
+	// per-channel posting limit (RateLimit): interval 0 = off
+	rlInterval time.Duration
+	rlBurst    int
+	rlTAT      map[string]time.Time
+	late       map[string]*lateAnswer
+	every      map[string]*everyK
 
 	sockMu  sync.Mutex
 	sock    *websocket.Conn
@@ -108,7 +127,7 @@ type Server struct {
 func New(t testing.TB, token string) *Server {
 	s := &Server{Token: token, users: map[string]User{}, channels: map[string]bool{}, triggers: map[string]*trigger{},
 		views: map[string]*view{}, messages: map[string]*Message{}, changed: make(chan struct{}), fail: map[string]string{},
-		sockUp: make(chan struct{})}
+		sockUp: make(chan struct{}), rlTAT: map[string]time.Time{}, late: map[string]*lateAnswer{}}
 	// slack-go sends Origin: https://api.slack.com, as Slack expects.
 	s.upgrade.CheckOrigin = func(r *http.Request) bool { return r.Header.Get("Origin") == "https://api.slack.com" }
 	mux := http.NewServeMux()
@@ -165,6 +184,125 @@ func (s *Server) Fail(method, slackErr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fail[method] = slackErr
+}
+
+// RateLimit makes chat.postMessage and chat.update obey a posting limit per channel, as
+// Slack does: one message per interval after a burst of burst messages; beyond it Slack
+// answers HTTP 429 with Retry-After in whole seconds and {"ok":false,"error":"ratelimited"},
+// and posts nothing. RateLimit(SlackPostInterval, SlackPostBurst) is Slack's own limit;
+// tests may shrink the interval to run faster. An interval of 0 turns it off.
+func (s *Server) RateLimit(interval time.Duration, burst int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rlInterval, s.rlBurst = interval, max(burst, 1)
+	s.rlTAT = map[string]time.Time{}
+}
+
+// admit applies the posting limit to one post or update in channel; it returns the wait
+// Slack would announce (0: admitted). It runs with s.mu held.
+func (s *Server) admit(channel string) time.Duration {
+	if s.rlInterval <= 0 {
+		return 0
+	}
+	now := time.Now()
+	t := s.rlTAT[channel]
+	if t.Before(now) {
+		t = now
+	}
+	allowAt := t.Add(-time.Duration(s.rlBurst-1) * s.rlInterval)
+	if allowAt.After(now) {
+		return allowAt.Sub(now)
+	}
+	s.rlTAT[channel] = t.Add(s.rlInterval)
+	return 0
+}
+
+// LimitEvery makes every k-th call of method (chat.postMessage or chat.update) answer HTTP
+// 429 with Retry-After: 1, whatever the channel, as Slack does under load (its limits are
+// "evaluated per workspace, per app" and may tighten: it says to expect 429 at any time).
+// k <= 0 turns it off.
+func (s *Server) LimitEvery(method string, k int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.every == nil {
+		s.every = map[string]*everyK{}
+	}
+	if k <= 0 {
+		delete(s.every, method)
+		return
+	}
+	s.every[method] = &everyK{k: k}
+}
+
+type everyK struct{ k, n int }
+
+// limitedNow counts a call of method for LimitEvery; it runs with s.mu held.
+func (s *Server) limitedNow(method string) bool {
+	e := s.every[method]
+	if e == nil {
+		return false
+	}
+	e.n++
+	return e.n%e.k == 0
+}
+
+type lateAnswer struct {
+	delay time.Duration
+	n     int // answers left to delay; <0: every one
+}
+
+// AnswerLate makes the next n calls of method (n < 0: every call until AnswerLate(method,
+// 0, 0)) take effect at once but answer only after delay, or never if the client gave up
+// first: a client whose timeout is shorter sees an error although the call (a post) was made.
+func (s *Server) AnswerLate(method string, delay time.Duration, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n == 0 {
+		delete(s.late, method)
+		return
+	}
+	s.late[method] = &lateAnswer{delay: delay, n: n}
+}
+
+// lateness is how long the answer to a call of method waits; it runs with s.mu held.
+func (s *Server) lateness(method string) time.Duration {
+	l := s.late[method]
+	if l == nil {
+		return 0
+	}
+	if l.n > 0 {
+		if l.n--; l.n == 0 {
+			delete(s.late, method)
+		}
+	}
+	return l.delay
+}
+
+// Messages returns the messages stored in a channel (a DM is "D" + the user id), oldest first.
+func (s *Server) Messages(channel string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Message
+	for _, m := range s.messages {
+		if m.Channel == channel {
+			out = append(out, *m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return tsLess(out[i].TS, out[j].TS) })
+	return out
+}
+
+// tsLess compares Slack timestamps ("seconds.micros") numerically.
+func tsLess(a, b string) bool {
+	as, af, _ := strings.Cut(a, ".")
+	bs, bf, _ := strings.Cut(b, ".")
+	if len(as) != len(bs) {
+		return len(as) < len(bs)
+	}
+	if as != bs {
+		return as < bs
+	}
+	return af < bf
 }
 
 // OnCall registers a function called (outside the lock) with every call received.
@@ -304,6 +442,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var resp obj
+	var retryAfter time.Duration
 	s.mu.Lock()
 	switch {
 	case method == "apps.connections.open" && (s.AppToken == "" || token != s.AppToken):
@@ -313,18 +452,51 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	case s.fail[method] != "":
 		c.Error = s.fail[method]
 		delete(s.fail, method)
+	case method == "chat.postMessage" || method == "chat.update":
+		if ch, e := s.channelFor(c.Get("channel")); e == "" {
+			retryAfter = s.admit(ch)
+		}
+		if retryAfter == 0 && s.limitedNow(method) {
+			retryAfter = time.Second
+		}
+		if retryAfter > 0 {
+			c.Error = "ratelimited"
+			break
+		}
+		resp, c.Error = s.answer(method, c)
 	default:
 		resp, c.Error = s.answer(method, c)
 	}
+	late := s.lateness(method)
 	s.mu.Unlock()
-	if c.Error != "" {
+	c.Status = http.StatusOK
+	if retryAfter > 0 {
+		// Slack: HTTP 429, Retry-After in whole seconds, {"ok":false,"error":"ratelimited"}.
+		c.Status = http.StatusTooManyRequests
 		s.record(c)
+		w.Header().Set("Retry-After", strconv.Itoa(int((retryAfter+time.Second-1)/time.Second)))
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_ = json.NewEncoder(w).Encode(obj{"ok": false, "error": c.Error})
+		return
+	}
+	if c.Error == "" {
+		resp["ok"] = true
+		c.Response = resp
+	}
+	s.record(c)
+	if late > 0 {
+		t := time.NewTimer(late)
+		select {
+		case <-t.C:
+		case <-r.Context().Done(): // the client gave up; what the call did stays done
+		}
+		t.Stop()
+	}
+	if c.Error != "" {
 		writeJSON(w, obj{"ok": false, "error": c.Error})
 		return
 	}
-	resp["ok"] = true
-	c.Response = resp
-	s.record(c)
 	writeJSON(w, resp)
 }
 
@@ -349,12 +521,13 @@ func (s *Server) answer(method string, c Call) (obj, string) {
 	case "views.open":
 		tr, ok := s.triggers[c.Get("trigger_id")]
 		switch {
+		// views.open's own error names (https://api.slack.com/methods/views.open#errors).
 		case !ok:
 			return nil, "invalid_trigger_id"
 		case tr.used:
-			return nil, "trigger_exchanged"
+			return nil, "exchanged_trigger_id"
 		case time.Since(tr.issued) > TriggerTTL:
-			return nil, "trigger_expired"
+			return nil, "expired_trigger_id"
 		}
 		tr.used = true
 		v, _ := c.JSON["view"].(map[string]any)
@@ -393,10 +566,35 @@ func (s *Server) answer(method string, c Call) (obj, string) {
 		if e := checkMessage(c); e != "" {
 			return nil, e
 		}
+		md := c.Get("metadata")
+		if md != "" {
+			var m struct {
+				EventType    string         `json:"event_type"`
+				EventPayload map[string]any `json:"event_payload"`
+			}
+			if json.Unmarshal([]byte(md), &m) != nil {
+				return nil, "invalid_metadata_format"
+			}
+			if m.EventType == "" || m.EventPayload == nil {
+				return nil, "invalid_metadata_schema"
+			}
+		}
 		s.seq++
-		ts := fmt.Sprintf("%d.%06d", time.Now().Unix(), s.seq)
-		s.messages[ch+"/"+ts] = &Message{Channel: ch, TS: ts, Text: c.Get("text"), Blocks: c.Get("blocks")}
+		ts := fmt.Sprintf("%d.%06d", time.Now().Unix(), s.seq%1000000)
+		s.messages[ch+"/"+ts] = &Message{Channel: ch, TS: ts, Text: c.Get("text"), Blocks: c.Get("blocks"), Metadata: md}
 		return obj{"channel": ch, "ts": ts, "message": obj{"text": c.Get("text"), "ts": ts}}, ""
+	case "conversations.history":
+		return s.history(c)
+	case "conversations.open":
+		u := c.Get("users")
+		if strings.Contains(u, ",") {
+			return nil, "not_supported" // the fake opens DMs only
+		}
+		ch, e := s.channelFor(u)
+		if e != "" || !strings.HasPrefix(ch, "D") {
+			return nil, "user_not_found"
+		}
+		return obj{"channel": obj{"id": ch}}, ""
 	case "chat.update":
 		m, ok := s.messages[c.Get("channel")+"/"+c.Get("ts")]
 		if !ok {
@@ -423,6 +621,62 @@ func (s *Server) answer(method string, c Call) (obj, string) {
 		return obj{"url": "ws" + strings.TrimPrefix(s.srv.URL, "http") + "/socket"}, ""
 	}
 	return nil, "unknown_method"
+}
+
+// history answers conversations.history: the channel's messages newest first, within
+// oldest and latest (exclusive unless inclusive), at most limit (default 100) a page, with
+// a cursor for the next page. Metadata is listed only with include_all_metadata. Like
+// Slack, it needs the bot in the channel (not_in_channel) or a DM with a known user.
+func (s *Server) history(c Call) (obj, string) {
+	ch := c.Get("channel")
+	switch {
+	case strings.HasPrefix(ch, "U") || strings.HasPrefix(ch, "W"):
+		return nil, "channel_not_found" // a user id is not a conversation
+	case strings.HasPrefix(ch, "D"):
+		if _, ok := s.users[ch[1:]]; !ok {
+			return nil, "channel_not_found"
+		}
+	case !s.channels[ch]:
+		return nil, "not_in_channel"
+	}
+	oldest, latest, inclusive := c.Get("oldest"), c.Get("latest"), c.Get("inclusive") == "1" || c.Get("inclusive") == "true"
+	limit, _ := strconv.Atoi(c.Get("limit"))
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	var ms []*Message
+	for _, m := range s.messages {
+		if m.Channel != ch {
+			continue
+		}
+		if oldest != "" && (tsLess(m.TS, oldest) || (!inclusive && m.TS == oldest)) {
+			continue
+		}
+		if latest != "" && (tsLess(latest, m.TS) || (!inclusive && m.TS == latest)) {
+			continue
+		}
+		ms = append(ms, m)
+	}
+	sort.Slice(ms, func(i, j int) bool { return tsLess(ms[j].TS, ms[i].TS) })
+	start, _ := strconv.Atoi(c.Get("cursor"))
+	start = min(max(start, 0), len(ms))
+	end := min(start+limit, len(ms))
+	withMeta := c.Get("include_all_metadata") == "1" || c.Get("include_all_metadata") == "true"
+	out := make([]any, 0, end-start)
+	for _, m := range ms[start:end] {
+		o := obj{"type": "message", "ts": m.TS, "text": m.Text, "bot_id": "BBOT", "user": "UBOT"}
+		if withMeta && m.Metadata != "" {
+			var md any
+			_ = json.Unmarshal([]byte(m.Metadata), &md)
+			o["metadata"] = md
+		}
+		out = append(out, o)
+	}
+	resp := obj{"messages": out, "has_more": end < len(ms)}
+	if end < len(ms) {
+		resp["response_metadata"] = obj{"next_cursor": strconv.Itoa(end)}
+	}
+	return resp, ""
 }
 
 // channelFor resolves a channel: a user id opens the app's DM with them.
@@ -481,7 +735,14 @@ func checkBlocks(blocks []any, max int) string {
 	}
 	for _, b := range blocks {
 		m, _ := b.(map[string]any)
+		if id, _ := m["block_id"].(string); len([]rune(id)) > MaxBlockID {
+			return "invalid_blocks"
+		}
 		switch m["type"] {
+		case "header":
+			if textLen(m["text"]) > MaxHeaderText {
+				return "invalid_blocks"
+			}
 		case "section":
 			if textLen(m["text"]) > MaxSectionText {
 				return "invalid_blocks"
@@ -515,7 +776,7 @@ func checkBlocks(blocks []any, max int) string {
 			if _, ok := m["element"].(map[string]any); !ok {
 				return "invalid_blocks"
 			}
-		case "header", "context", "divider":
+		case "context", "divider":
 		default:
 			return "invalid_blocks"
 		}

@@ -48,7 +48,9 @@ type Fake struct {
 	hits          map[string]int
 	nextID        int64
 	changed       chan struct{}
-	down          map[string]int // route -> HTTP status to answer instead (0: serve)
+	down          map[string]int       // route -> HTTP status to answer instead (0: serve)
+	throttles     map[string]*throttle // Throttle, Unavailable (throttle.go)
+	throttledN    int
 }
 
 // Activity is one call the bot made to the connector.
@@ -345,6 +347,9 @@ func (f *Fake) postActivity(w http.ResponseWriter, r *http.Request) {
 		connectorError(w, st, "ServiceError", "The service is unavailable.")
 		return
 	}
+	if f.throttled(w, "send") {
+		return
+	}
 	if !f.authorized(w, r) {
 		return
 	}
@@ -377,6 +382,9 @@ func (f *Fake) putActivity(w http.ResponseWriter, r *http.Request) {
 		connectorError(w, st, "ServiceError", "The service is unavailable.")
 		return
 	}
+	if f.throttled(w, "update") {
+		return
+	}
 	if !f.authorized(w, r) {
 		return
 	}
@@ -400,6 +408,9 @@ func (f *Fake) putActivity(w http.ResponseWriter, r *http.Request) {
 func (f *Fake) createConversation(w http.ResponseWriter, r *http.Request) {
 	if st := f.hit("create"); st != 0 {
 		connectorError(w, st, "ServiceError", "The service is unavailable.")
+		return
+	}
+	if f.throttled(w, "create") {
 		return
 	}
 	if !f.authorized(w, r) {
