@@ -124,6 +124,9 @@ func (s *Shell) notify(ctx context.Context, ev bot.Event, b *strings.Builder) {
 		toReq("request %s ended (%s): you are no longer %s.", r.ID, r.EndReason, bot.HoldsWords(r.Access, r.Group))
 	case bot.EvExtended:
 		toReq("request %s now ends at %s, extended %s.", r.ID, bot.FormatTime(r.EndsAt, now, s.loc), ev.Detail)
+		// The approvers hear when an extension takes effect (an extension that needed no
+		// approval too): the grant they look after now lasts longer.
+		toApp("request %s of %s now ends at %s, extended %s.", r.ID, who, bot.FormatTime(r.EndsAt, now, s.loc), ev.Detail)
 	case bot.EvFailed:
 		toReq("request %s failed: %s.", r.ID, failReason(r))
 		toApp("request %s of %s failed: %s.", r.ID, who, failReason(r))

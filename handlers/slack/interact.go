@@ -372,6 +372,10 @@ func (s *Surface) submitExtend(ctx context.Context, cb slack.InteractionCallback
 		if d, err = bot.ParseDuration(a.Value); err != nil {
 			return refusal(cb.View, &bot.FieldError{Field: bot.FieldDuration, Message: err.Error()}, actDuration)
 		}
+		if d <= 0 { // "0m" is not "the default": nothing to extend by
+			return refusal(cb.View, &bot.FieldError{Field: bot.FieldDuration,
+				Message: strings.TrimSpace(a.Value) + " is no extension; extend by at least 1m (or leave it empty for the default)"}, actDuration)
+		}
 	}
 	reason := ""
 	if a, ok := state(cb.View, actReason); ok {

@@ -252,3 +252,20 @@ func TestButtons_CancelDeactivateExtend(t *testing.T) {
 		t.Fatal("a form opened for an ended grant")
 	}
 }
+
+// The extension form refuses "0m" and a negative length next to the field instead of taking
+// it for the default, and extends nothing.
+func TestExtendForm_RefusesZeroAndNegative(t *testing.T) {
+	e := newEnv(t)
+	r := e.activeSandbox()
+	before := e.get(r.ID).EndsAt
+	for _, typed := range []string{"0m", "-1h"} {
+		a := e.submitView("UALICE", e.extendForm(r.ID), map[string]any{"duration": typed})
+		if a.Status != http.StatusOK || !strings.Contains(a.Body, `"response_action":"errors"`) || !strings.Contains(a.Body, "extend by at least 1m") {
+			t.Fatalf("%s: HTTP %d %s, want the refusal next to the duration", typed, a.Status, a.Body)
+		}
+	}
+	if got := e.get(r.ID); !got.EndsAt.Equal(before) || len(got.Extensions) != 0 || e.extensions("alice@example.com") != 0 {
+		t.Fatalf("a refused extension changed the grant: ends %v (was %v), %d extensions", got.EndsAt, before, len(got.Extensions))
+	}
+}

@@ -15,7 +15,16 @@ import (
 // a reason). Once decided it shows the outcome and who decided. The request id is the small
 // print at the end. g may be nil (a group no longer in the policy).
 func ApprovalCard(v View, r *bot.Request, g *bot.Group, acts []bot.Action) Card {
+	return approvalCard(v, r, nil, g, acts)
+}
+
+// approvalCard is ApprovalCard with, for an extension, the grant it extends as it is now
+// (parent may be nil): an applied extension then says when the grant now ends.
+func approvalCard(v View, r, parent *bot.Request, g *bot.Group, acts []bot.Action) Card {
 	st := approvalStatus(v, r, g)
+	if r.State == bot.StateApplied && parent != nil && parent.ID == r.ParentID && !parent.EndsAt.IsZero() {
+		st.Line += " It now ends at " + v.time(parent.EndsAt) + "."
+	}
 	body := []any{stateLabel(st.Label, st.Tone), heading(headline(r))}
 	if r.Reason != "" {
 		body = append(body, runs(bold(run("Reason: ", 20)), run(r.Reason, maxReasonLen)))

@@ -165,7 +165,7 @@ func (s *Surface) tellApprovers(ctx context.Context, ev bot.Event, g *bot.Group,
 	if err != nil {
 		return err
 	}
-	msg := CardMessage(ApprovalCard(s.view(""), r, g, s.eng.ApproverActions(r)), "Access request "+r.ID)
+	msg := CardMessage(approvalCard(s.view(""), r, ev.Parent, g, s.eng.ApproverActions(r)), "Access request "+r.ID)
 	if !exists {
 		switch {
 		case ev.Type == bot.EvSubmitted && (r.State == bot.StatePending || r.AutoApproval != nil):

@@ -72,3 +72,38 @@ func TestOnCall_TeamsApproversSeeReviewAndRevoke(t *testing.T) {
 	}
 	mustContain(t, "the approvers' card after the revoke", e.lastTo(approvals).Text(), "Ended", "revoked by bob@example.com")
 }
+
+// The approvers' card of an extension they approved says when the grant now ends.
+func TestExtension_TeamsApproversToldWhenItTakesEffect(t *testing.T) {
+	e := newEnv(t)
+	channel := e.fake.Channel(approvals, teamID)
+	e.send(e.fake.Message(bob, channel, "help")) // the bot learns where the channel is served
+	bobActor := bot.Actor{User: bot.User{ID: bobID, Email: "bob@example.com", Name: "Bob"}, Surface: "teams"}
+	r, err := e.eng.Submit(e.ctx, aliceActor(), bot.SubmitInput{Group: "prod-db-admins", Duration: time.Hour, Reason: "migration"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.eng.Approve(e.ctx, bobActor, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.drain()
+	ext, err := e.eng.Extend(e.ctx, aliceActor(), r.ID, time.Hour, "still migrating")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.drain()
+	if _, err := e.eng.Approve(e.ctx, bobActor, ext.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.drain()
+	end := e.get(r.ID).EndsAt
+	var found bool
+	for _, a := range e.fake.SentTo(approvals) {
+		if text := a.Text(); strings.Contains(text, "Extension request "+ext.ID) && strings.Contains(text, "It now ends at "+end.Format("15:04")) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no approvers' card of extension %s says the grant now ends at %s", ext.ID, end.Format("15:04"))
+	}
+}
