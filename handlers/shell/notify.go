@@ -136,7 +136,7 @@ func (s *Shell) notify(ctx context.Context, ev bot.Event, b *strings.Builder) {
 		toApp("ALERT: removing %s from %s (request %s) keeps failing; pimbot keeps retrying. %s", who, r.Group, r.ID, ev.Detail)
 		toReq("request %s: removing your access is delayed by a directory error; pimbot keeps retrying.", r.ID)
 	case bot.EvReviewed:
-		toApp("the automatic approval of request %s (%s) was reviewed by %s: looks good.", r.ID, r.AutoApproval.Words(), by)
+		toApp("%s reviewed request %s, approved automatically by %s: looks good.", by, r.ID, r.AutoApproval.Words())
 	case bot.EvReviewDue:
 		line := fmt.Sprintf("REVIEW: %s got %s approved automatically by %s (request %s), and nobody reviewed it yet.", who, r.What(), r.AutoApproval.Words(), r.ID)
 		if h := hints(r.ID, s.eng.ApproverActions(r)); h != "" {

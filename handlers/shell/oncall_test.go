@@ -30,7 +30,7 @@ func TestSession_OnCallApprovedThenReviewedAndRevoked(t *testing.T) {
 	s.say("looks-good "+id[1], "only bob@example.com or carol@example.com may review it")
 	s.say("as carol", "You are now carol@example.com")
 	s.say("looks-good "+id[1], "Request "+id[1]+" reviewed: looks good.")
-	s.expect("was reviewed by Carol: looks good.")
+	s.expect("Carol reviewed request " + id[1] + ", approved automatically by on-call (local rota \"db-primary\"): looks good.")
 	s.say("pending", "Nothing is waiting for your approval")
 	s.say("revoke "+id[1], "Request "+id[1]+" revoked: the access is being removed.")
 	s.expect("ended (revoked by carol@example.com (automatic approval)): you are no longer a member of incident-db-admins")
