@@ -42,11 +42,21 @@ func (e *Error) Error() string {
 	if e.RequestID != "" {
 		s += " (request-id " + e.RequestID + ")"
 	}
-	if e.Status == http.StatusForbidden && e.Permission != "" {
-		s += "; the app needs the application permission " + e.Permission
+	if e.Status == http.StatusForbidden {
+		s += "; " + Refused403
+		if e.Permission != "" {
+			s += "; this call needs the application permission " + e.Permission
+		}
 	}
 	return s
 }
+
+// Refused403 is how a 403 is worded: Graph gives the same Authorization_RequestDenied for a
+// missing application permission, a group an app may not change (dynamic), a role-assignable
+// group without RoleManagement.ReadWrite.Directory, a group in a restricted management
+// administrative unit, and a guest the tenant's guest policy hides, so none of them is named
+// as the cause.
+const Refused403 = "Graph refused (permission, group type, role-assignable group, restricted administrative unit or guest policy)"
 
 func (e *Error) Unwrap() error { return e.kind }
 
@@ -85,7 +95,8 @@ func wrap(op, perm string, err error) error {
 	}
 	switch {
 	case e.Status == http.StatusForbidden:
-		// Missing permission, a role-assignable group without RoleManagement.ReadWrite.Directory.
+		// Missing permission, a role-assignable group without RoleManagement.ReadWrite.Directory,
+		// a dynamic group, a restricted management administrative unit, a guest policy.
 		e.kind = bot.ErrForbidden
 	case e.Status == http.StatusUnauthorized && e.Code == "Authorization_RequestDenied":
 		e.kind = bot.ErrForbidden
@@ -93,7 +104,7 @@ func wrap(op, perm string, err error) error {
 		// No such group or user: it will not appear by retrying.
 		e.kind = bot.ErrNotFound
 	case e.Status == http.StatusBadRequest:
-		// A change Graph will never accept: a dynamic or synced group, the last owner.
+		// A change Graph will never accept: a synced or mail-enabled group, the last owner.
 		e.kind = bot.ErrForbidden
 	}
 	return e

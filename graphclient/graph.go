@@ -73,7 +73,8 @@ type Directory struct {
 	members *cache[bool]   // user id|group id -> member, transitively
 
 	knownMu sync.Mutex
-	known   map[string]bool // group ids asked about: checked together in one checkMemberGroups
+	known   map[string]bool  // group ids asked about: checked together in one checkMemberGroups
+	refused map[string]error // group ids checkMemberGroups refused on their own: never batched
 }
 
 var (
@@ -170,7 +171,7 @@ func newDirectory(cfg Config, base *url.URL, allowedHosts []string) (*Directory,
 	d := &Directory{
 		client: msgraphsdk.NewGraphServiceClient(adapter), cred: cred, scope: scope, base: baseURL,
 		sem: make(chan struct{}, orDefault(cfg.MaxInFlight, MaxInFlight)), timeout: orDefault(cfg.CallTimeout, CallTimeout),
-		retries: orDefault(cfg.MaxRetries, MaxRetries), log: cfg.Logger, known: map[string]bool{},
+		retries: orDefault(cfg.MaxRetries, MaxRetries), log: cfg.Logger, known: map[string]bool{}, refused: map[string]error{},
 	}
 	if d.log == nil {
 		d.log = slog.Default()

@@ -22,6 +22,32 @@ type TokenInfo struct {
 	Roles []string
 	Known bool
 	AppID string // the "appid" (or "azp") claim
+	// DirectoryRoles are the Entra directory roles of the app's service principal, by role
+	// template id, from the token's "wids" claim. Application permissions (roles) do not
+	// reach a group in a restricted management administrative unit; a directory role does,
+	// when it is assigned at the scope of that unit (the token does not say where a role is
+	// assigned, so check treats a role here as a hint).
+	DirectoryRoles []string
+}
+
+// Directory role template ids that can change group membership (the same in every tenant:
+// https://learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference).
+var groupRoles = map[string]string{
+	"fdd7a751-b60b-444a-984c-02652fe8fa1c": "Groups Administrator",
+	"fe930be7-5e62-47db-91af-98c3a49a38b1": "User Administrator",
+	"62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
+}
+
+// GroupRoles names the directory roles in the token (wids) that may change a group's members
+// when assigned at the scope of its administrative unit.
+func (t TokenInfo) GroupRoles() []string {
+	var out []string
+	for _, id := range t.DirectoryRoles {
+		if n, ok := groupRoles[strings.ToLower(id)]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Token gets a Graph token the way every call does, and reads its claims (unverified: it
@@ -44,13 +70,14 @@ func (d *Directory) Token(ctx context.Context) (TokenInfo, error) {
 	}
 	var claims struct {
 		Roles []string `json:"roles"`
+		WIDs  []string `json:"wids"`
 		AppID string   `json:"appid"`
 		AZP   string   `json:"azp"`
 	}
 	if json.Unmarshal(raw, &claims) != nil {
 		return info, nil
 	}
-	info.Known, info.Roles, info.AppID = true, claims.Roles, claims.AppID
+	info.Known, info.Roles, info.DirectoryRoles, info.AppID = true, claims.Roles, claims.WIDs, claims.AppID
 	if info.AppID == "" {
 		info.AppID = claims.AZP
 	}

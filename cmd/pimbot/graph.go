@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -73,7 +74,11 @@ func checkGraph(ctx context.Context, a *app, r *checkReport) {
 		owners = owners || grp.Allows(bot.Owner)
 	}
 	if tok.Known {
-		r.ok("graph: token for %s (application permissions: %s)", g.BaseURL(), orNone(tok.Roles))
+		roles := ""
+		if len(tok.DirectoryRoles) > 0 {
+			roles = fmt.Sprintf("; directory roles (wids): %s", orNone(append(tok.GroupRoles(), otherRoles(tok)...)))
+		}
+		r.ok("graph: token for %s (application permissions: %s%s)", g.BaseURL(), orNone(tok.Roles), roles)
 		need := []struct{ perm, why string }{
 			{graphclient.PermGroupMemberReadWrite, "add and remove members, read groups, list members for drift"},
 			{graphclient.PermUserRead, "find people by e-mail or UPN, check group: eligibility and approvers"},
@@ -98,8 +103,8 @@ func checkGraph(ctx context.Context, a *app, r *checkReport) {
 		case err == nil:
 			checkGroupInfo(r, grp, info, tok)
 		case errors.As(err, &ge) && ge.Status == http.StatusForbidden:
-			r.fail("graph: group %s: refused (HTTP 403 %s): the app lacks %s (it also covers reading groups); add it and grant admin consent",
-				grp.Name, ge.Code, graphclient.PermGroupMemberReadWrite)
+			r.fail("graph: group %s: %s: HTTP 403 %s reading it; reading groups needs %s (or GroupMember.Read.All), which the token may lack",
+				grp.Name, graphclient.Refused403, ge.Code, graphclient.PermGroupMemberReadWrite)
 		case errors.As(err, &ge) && ge.Status == http.StatusUnauthorized:
 			r.fail("graph: group %s: the token was refused (HTTP 401 %s): check the AZURE_* variables (or GRAPH_ACCESS_TOKEN) and that GRAPH_API_URL is the cloud of that tenant",
 				grp.Name, ge.Code)
@@ -111,21 +116,48 @@ func checkGraph(ctx context.Context, a *app, r *checkReport) {
 	}
 }
 
+// checkGroupInfo says whether pimbot can change the group, as Graph would answer a change:
+// the kinds of group no app may change (graphclient.GroupInfo.ReadOnly), a group in a
+// restricted management administrative unit, and a role-assignable group.
 func checkGroupInfo(r *checkReport, grp *bot.Group, info graphclient.GroupInfo, tok graphclient.TokenInfo) {
-	switch {
-	case info.Dynamic:
-		r.fail("graph: group %s (%s) %q has dynamic membership: nobody can add or remove its members; manage an assigned group instead", grp.Name, grp.ID, info.Name)
-	case info.Synced:
-		r.fail("graph: group %s (%s) %q is synced from on-premises Active Directory: its membership cannot be changed in Entra", grp.Name, grp.ID, info.Name)
-	case info.RoleAssignable && tok.Known && !tok.Has(graphclient.PermRoleManagement):
-		r.fail("graph: group %s (%s) %q is role-assignable: the app also needs %s; add it and grant admin consent", grp.Name, grp.ID, info.Name, graphclient.PermRoleManagement)
-	case info.RoleAssignable && !tok.Known:
-		r.ok("graph: group %s (%s) is %q (role-assignable: the app also needs %s)", grp.Name, grp.ID, info.Name, graphclient.PermRoleManagement)
-	case info.RoleAssignable:
-		r.ok("graph: group %s (%s) is %q (role-assignable)", grp.Name, grp.ID, info.Name)
-	default:
-		r.ok("graph: group %s (%s) is %q", grp.Name, grp.ID, info.Name)
+	head := fmt.Sprintf("graph: group %s (%s) %q", grp.Name, grp.ID, info.Name)
+	failed := false
+	if why := info.ReadOnly(); why != "" {
+		r.fail("%s %s", head, why)
+		failed = true
 	}
+	if info.Restricted {
+		switch roles := tok.GroupRoles(); {
+		case len(roles) > 0:
+			r.warn("%s %s; the token carries the directory role %s (wids): Entra honours it here only if it is assigned at the scope of that unit, which a token does not show",
+				head, graphclient.RestrictedReason, strings.Join(roles, ", "))
+		default:
+			r.fail("%s %s; assign such a role to the app for that unit, or move the group out of it", head, graphclient.RestrictedReason)
+			failed = true
+		}
+	}
+	switch {
+	case info.RoleAssignable && tok.Known && !tok.Has(graphclient.PermRoleManagement):
+		r.fail("%s is role-assignable: the app also needs %s; add it and grant admin consent", head, graphclient.PermRoleManagement)
+	case failed:
+	case info.RoleAssignable && !tok.Known:
+		r.ok("graph: group %s (%s) is %q (%s, role-assignable: the app also needs %s)", grp.Name, grp.ID, info.Name, info.Kind(), graphclient.PermRoleManagement)
+	case info.RoleAssignable:
+		r.ok("graph: group %s (%s) is %q (%s, role-assignable)", grp.Name, grp.ID, info.Name, info.Kind())
+	default:
+		r.ok("graph: group %s (%s) is %q (%s)", grp.Name, grp.ID, info.Name, info.Kind())
+	}
+}
+
+// otherRoles are the token's directory role ids that are not named by GroupRoles.
+func otherRoles(tok graphclient.TokenInfo) []string {
+	var out []string
+	for _, id := range tok.DirectoryRoles {
+		if len(graphclient.TokenInfo{DirectoryRoles: []string{id}}.GroupRoles()) == 0 {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func orNone(xs []string) string {

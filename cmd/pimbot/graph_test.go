@@ -57,33 +57,33 @@ func TestCheck_GoodAndBrokenGraphSetup(t *testing.T) {
 	}{
 		{"good", all, checkPolicy, true, []string{
 			"ok    graph: token for " + f.BaseURL() + " (application permissions: GroupMember.ReadWrite.All, Group.ReadWrite.All, User.Read.All, RoleManagement.ReadWrite.Directory)",
-			`ok    graph: group prod-db-admins (7c1e0f8a-0000-4000-8000-000000000001) is "prod-db-admins@example.com"`,
-			`ok    graph: group tier0 (7c1e0f8a-0000-4000-8000-000000000002) is "Tier 0 admins" (role-assignable)`,
+			`ok    graph: group prod-db-admins (7c1e0f8a-0000-4000-8000-000000000001) is "prod-db-admins@example.com" (security group)`,
+			`ok    graph: group tier0 (7c1e0f8a-0000-4000-8000-000000000002) is "Tier 0 admins" (security group, role-assignable)`,
 			"ok    user bob@example.com resolves to 11111111-0000-4000-8000-000000000002",
 			"all checks passed",
 		}},
 		{"a development token (not a JWT)", "opaque-dev-token", checkPolicy, true, []string{
 			"(not a JWT: its permissions are judged by the calls below)",
-			`is "Tier 0 admins" (role-assignable: the app also needs RoleManagement.ReadWrite.Directory)`,
+			`is "Tier 0 admins" (security group, role-assignable: the app also needs RoleManagement.ReadWrite.Directory)`,
 		}},
 		{"no consent for group permissions", f.Mint("User.Read.All"), checkPolicy, false, []string{
 			"FAIL  graph: the app lacks the application permission GroupMember.ReadWrite.All",
 			"FAIL  graph: the app lacks the application permission Group.ReadWrite.All (add and remove owners",
-			"FAIL  graph: group prod-db-admins: refused (HTTP 403 Authorization_RequestDenied): the app lacks GroupMember.ReadWrite.All",
+			"FAIL  graph: group prod-db-admins: Graph refused (permission, group type, role-assignable group, restricted administrative unit or guest policy): HTTP 403 Authorization_RequestDenied reading it; reading groups needs GroupMember.ReadWrite.All",
 		}},
 		{"role-assignable group without RoleManagement", f.Mint("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "User.Read.All"), checkPolicy, false, []string{
 			`FAIL  graph: group tier0 (7c1e0f8a-0000-4000-8000-000000000002) "Tier 0 admins" is role-assignable: the app also needs RoleManagement.ReadWrite.Directory`,
 		}},
 		{"no User.Read.All", f.Mint("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "RoleManagement.ReadWrite.Directory"), checkPolicy, false, []string{
 			"FAIL  graph: the app lacks the application permission User.Read.All",
-			"FAIL  user alice@example.com (named in prod-db-admins): graph: look up user: HTTP 403 Authorization_RequestDenied",
-			"the app needs the application permission User.Read.All",
+			"FAIL  user alice@example.com (named in eligible of prod-db-admins): look up user: HTTP 403 Authorization_RequestDenied",
+			"Graph refused (permission, group type, role-assignable group, restricted administrative unit or guest policy); this call needs the application permission User.Read.All",
 		}},
 		{"a token Graph refuses", "expired-token", checkPolicy, false, []string{
 			"FAIL  graph: group prod-db-admins: the token was refused (HTTP 401 InvalidAuthenticationToken)",
 		}},
 		{"unknown approver", all, strings.Replace(checkPolicy, "bob@example.com", "nobody@example.com", 1), false, []string{
-			"FAIL  user nobody@example.com (named in prod-db-admins)",
+			"FAIL  user nobody@example.com (named in approvers of prod-db-admins)",
 		}},
 		{"unknown group", all, strings.Replace(checkPolicy, "000000000001\n", "0000000000ff\n", 1), false, []string{
 			"FAIL  graph: group prod-db-admins: no group with id 7c1e0f8a-0000-4000-8000-0000000000ff in this tenant",

@@ -5,8 +5,11 @@
 // Authorization_RequestDenied when one is missing, RoleManagement.ReadWrite.Directory for
 // role-assignable groups), and throttling (429 with Retry-After) or outages (503) on demand.
 // It keeps Entra's rules: adding a holder again is a 400 "already exist", removing a
-// non-holder a 404, removing the last owner a 400; disabled accounts answer accountEnabled:
-// false; and replication lag (SetLag) makes fresh $refs invisible to reads and deletes.
+// non-holder a 404, removing the last owner a 400; mail-enabled security groups, distribution
+// lists, dynamic and on-premises synced groups, and groups in a restricted management
+// administrative unit refuse changes with Graph's own answers (refuseWrite); disabled accounts
+// answer accountEnabled: false; users are found by UPN, mail or an alias in proxyAddresses;
+// and replication lag (SetLag) makes fresh $refs invisible to reads and deletes.
 //
 // It gunzips request bodies labelled gzip and fails loudly (a 400 and a recorded violation)
 // when a body claims gzip but is not; it records every request with whether an
@@ -37,14 +40,25 @@ import (
 type User struct {
 	ID, Mail, UPN, Name string
 	Disabled            bool // accountEnabled: false
+	// ProxyAddresses are the user's addresses as Exchange keeps them: "SMTP:primary@…" and
+	// "smtp:alias@…" (found with $filter=proxyAddresses/any(p:p eq 'smtp:alias@…')).
+	ProxyAddresses []string
 }
 
-// Group is a group of the fake tenant.
+// Group is a group of the fake tenant. The zero value is an assigned cloud security group
+// (mailEnabled false, securityEnabled true), the only kind besides Microsoft 365 groups whose
+// members an app may change; the other fields make the kinds Graph will not let an app change
+// (see refuseWrite).
 type Group struct {
 	ID, Mail, Name string
 	RoleAssignable bool            // isAssignableToRole: changes need RoleManagement.ReadWrite.Directory
 	Dynamic        bool            // groupTypes contains DynamicMembership
+	MembershipRule string          // the rule of a dynamic group
 	Synced         bool            // onPremisesSyncEnabled
+	Unified        bool            // a Microsoft 365 group: groupTypes contains Unified, mailEnabled true
+	MailEnabled    bool            // with securityEnabled: a mail-enabled security group
+	Distribution   bool            // a distribution list: mailEnabled true, securityEnabled false
+	Restricted     bool            // isManagementRestricted: in a restricted management administrative unit
 	Members        map[string]bool // user ids, or group ids of nested groups
 	Owners         map[string]bool
 }
@@ -82,6 +96,7 @@ type Server struct {
 	violations []string
 	fault      func(r *http.Request) (status int, retryAfter string)
 	minted     map[string][]string
+	mintedWids map[string][]string
 	addedAt    map[string]time.Time // group|rel|user -> when the $ref was added (for lag)
 	lag        time.Duration
 
@@ -91,7 +106,7 @@ type Server struct {
 
 // New starts an empty fake tenant. Close it when done (Start does that for a test).
 func New() *Server {
-	s := &Server{users: map[string]*User{}, groups: map[string]*Group{}, minted: map[string][]string{}, addedAt: map[string]time.Time{}, PageSize: 100, MaxPage: 999}
+	s := &Server{users: map[string]*User{}, groups: map[string]*Group{}, minted: map[string][]string{}, mintedWids: map[string][]string{}, addedAt: map[string]time.Time{}, PageSize: 100, MaxPage: 999}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -114,16 +129,34 @@ func (s *Server) BaseURL() string { return s.URL + "/v1.0" }
 
 // Mint makes a bearer token that carries the given application permissions in its roles
 // claim, shaped like Entra's (a JWT; the signature is not real).
-func (s *Server) Mint(roles ...string) string {
+func (s *Server) Mint(roles ...string) string { return s.MintWithDirectoryRoles(nil, roles...) }
+
+// MintWithDirectoryRoles is Mint for an app that also holds Entra directory roles: their
+// role template ids go in the token's wids claim. The fake takes a group-managing role in
+// wids as assigned at the scope of every restricted management administrative unit (Entra
+// honours only an assignment scoped to the unit, which a token does not show).
+func (s *Server) MintWithDirectoryRoles(wids []string, roles ...string) string {
 	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"typ":"JWT","alg":"RS256"}`))
-	claims, _ := json.Marshal(map[string]any{"aud": "https://graph.microsoft.com", "appid": "fake-app",
-		"roles": roles, "jti": strconv.FormatInt(s.seq.Add(1), 10)})
+	c := map[string]any{"aud": "https://graph.microsoft.com", "appid": "fake-app",
+		"roles": roles, "jti": strconv.FormatInt(s.seq.Add(1), 10)}
+	if len(wids) > 0 {
+		c["wids"] = wids
+	}
+	claims, _ := json.Marshal(c)
 	tok := hdr + "." + base64.RawURLEncoding.EncodeToString(claims) + ".fake-signature"
 	s.mu.Lock()
 	s.minted[tok] = append([]string(nil), roles...)
+	s.mintedWids[tok] = append([]string(nil), wids...)
 	s.mu.Unlock()
 	return tok
 }
+
+// Directory role template ids (the same in every tenant) that may change a group's members
+// when assigned at the scope of a restricted management administrative unit.
+const (
+	RoleGroupsAdministrator = "fdd7a751-b60b-444a-984c-02652fe8fa1c"
+	RoleUserAdministrator   = "fe930be7-5e62-47db-91af-98c3a49a38b1"
+)
 
 // AddUser adds a user.
 func (s *Server) AddUser(u User) {
@@ -341,29 +374,31 @@ var (
 	roleMgmt    = []string{"RoleManagement.ReadWrite.Directory"}
 )
 
-// authorize answers 401 for a missing or unknown token and returns the token's roles (nil: all).
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (roles []string, all, ok bool) {
+// authorize answers 401 for a missing or unknown token and returns the token's roles (nil: all)
+// and directory roles (wids).
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (roles, wids []string, all, ok bool) {
 	auth := r.Header.Get("Authorization")
 	tok, isBearer := strings.CutPrefix(auth, "Bearer ")
 	if !isBearer || tok == "" {
 		s.graphError(w, 401, "InvalidAuthenticationToken", "Access token is empty.")
-		return nil, false, false
+		return nil, nil, false, false
 	}
 	s.mu.Lock()
 	roles, minted := s.minted[tok]
+	wids = s.mintedWids[tok]
 	s.mu.Unlock()
 	switch {
 	case minted:
-		return roles, false, true
+		return roles, wids, false, true
 	case s.Token == "" || tok == s.Token:
-		return nil, true, true
+		return nil, nil, true, true
 	}
 	s.graphError(w, 401, "InvalidAuthenticationToken", "IDX14100: JWT is not well formed, there are no dots (.).")
-	return nil, false, false
+	return nil, nil, false, false
 }
 
 func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte, bodyErr error) {
-	roles, all, ok := s.authorize(w, r)
+	roles, wids, all, ok := s.authorize(w, r)
 	if !ok {
 		return
 	}
@@ -416,7 +451,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte, bod
 		if g != nil && g.RoleAssignable {
 			perms = append(perms, roleMgmt)
 		}
-		if need(perms...) {
+		if need(perms...) && !s.refuseWrite(w, g, wids) {
 			s.addRef(w, r, g, parts[1], parts[2], body)
 		}
 	case r.Method == "DELETE" && len(parts) == 5 && parts[0] == "groups" && parts[4] == "$ref" && (parts[2] == "members" || parts[2] == "owners"):
@@ -428,11 +463,18 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte, bod
 		if g != nil && g.RoleAssignable {
 			perms = append(perms, roleMgmt)
 		}
-		if need(perms...) {
+		if need(perms...) && !s.refuseWrite(w, g, wids) {
 			s.deleteRef(w, g, parts[1], parts[2], parts[3])
 		}
 	case r.Method == "GET" && len(parts) == 2 && parts[0] == "users":
 		if !need(readUsers) {
+			return
+		}
+		if strings.HasPrefix(parts[1], "$") {
+			// A UPN that starts with $ must be addressed as /users('$…') (user-get: "If your
+			// userPrincipalName begins with a $ character, remove the slash (/) after /users
+			// and enclose the userPrincipalName in parentheses and single quotes").
+			s.graphError(w, 400, "Request_BadRequest", "Invalid object identifier '"+parts[1]+"'.")
 			return
 		}
 		if u := s.findUser(parts[1]); u != nil {
@@ -448,13 +490,23 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte, bod
 		if !need(readUsers) {
 			return
 		}
-		mail, ok := s.filterValue(w, r, "mail")
+		field, value, ok := s.userFilter(w, r)
 		if !ok {
 			return
 		}
 		out := []any{}
 		for _, u := range s.sortedUsers() {
-			if strings.EqualFold(u.Mail, mail) {
+			// Graph compares strings in $filter without regard to case.
+			match := false
+			switch field {
+			case "mail":
+				match = strings.EqualFold(u.Mail, value)
+			case "userPrincipalName":
+				match = strings.EqualFold(u.UPN, value)
+			case "proxyAddresses":
+				match = slices.ContainsFunc(u.ProxyAddresses, func(p string) bool { return strings.EqualFold(p, value) })
+			}
+			if match {
 				out = append(out, userJSON(u))
 			}
 		}
@@ -483,12 +535,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte, bod
 			s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(parts[1]))
 			return
 		}
-		types := []string{}
-		if g.Dynamic {
-			types = append(types, "DynamicMembership")
-		}
-		writeJSON(w, map[string]any{"id": g.ID, "displayName": g.Name, "mail": g.Mail, "isAssignableToRole": g.RoleAssignable,
-			"groupTypes": types, "onPremisesSyncEnabled": g.Synced})
+		writeJSON(w, groupJSON(g))
 	case r.Method == "GET" && len(parts) == 5 && parts[0] == "groups" && (parts[2] == "members" || parts[2] == "owners") && parts[4] == "graph.user":
 		if !need(readGroups) {
 			return
@@ -540,6 +587,75 @@ func (s *Server) faultAnswer(w http.ResponseWriter, status int, after string) {
 	}
 }
 
+// groupJSON is a group as GET /groups/{id} answers it. Kinds (groups-overview): Microsoft 365
+// groups are groupTypes ["Unified"], mailEnabled true; security groups groupTypes [],
+// mailEnabled false, securityEnabled true; mail-enabled security groups mailEnabled true,
+// securityEnabled true; distribution lists mailEnabled true, securityEnabled false.
+func groupJSON(g *Group) map[string]any {
+	types := []string{}
+	if g.Unified {
+		types = append(types, "Unified")
+	}
+	var rule any
+	if g.Dynamic {
+		types = append(types, "DynamicMembership")
+		rule = g.MembershipRule
+		if g.MembershipRule == "" {
+			rule = `user.department -eq "Engineering"`
+		}
+	}
+	var synced any // Graph: null for a group never synced from on-premises
+	if g.Synced {
+		synced = true
+	}
+	return map[string]any{"id": g.ID, "displayName": g.Name, "mail": nullable(g.Mail), "isAssignableToRole": g.RoleAssignable,
+		"groupTypes": types, "onPremisesSyncEnabled": synced, "membershipRule": rule,
+		"mailEnabled": g.Unified || g.MailEnabled || g.Distribution, "securityEnabled": !g.Distribution,
+		"isManagementRestricted": g.Restricted}
+}
+
+// refuseWrite answers as Graph does a change of members or owners of a group that an app may
+// not change, and reports whether it did. The rules, from Microsoft's documentation:
+//   - Mail-enabled security groups and distribution lists are read-only through Graph
+//     ("Working with groups in Microsoft Graph", learn.microsoft.com/graph/api/resources/groups-overview:
+//     "Mail-enabled security groups ... No; read-only through Microsoft Graph"); Graph answers
+//     400 "Cannot Update a mail-enabled security groups and or distribution list."
+//   - Groups synced from on-premises are mastered there (group resource, onPremisesSyncEnabled;
+//     learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-sync-whatis): 400
+//     "Unable to update the specified properties for on-premises mastered Directory Sync objects
+//     or objects currently undergoing migration."
+//   - Dynamic groups have no assignable members: the rule decides ("Manage rules for dynamic
+//     membership groups", learn.microsoft.com/entra/identity/users/groups-dynamic-membership);
+//     Graph answers 403 Authorization_RequestDenied.
+//   - A group in a restricted management administrative unit can be changed only by a
+//     principal holding a role assigned at the scope of that unit, whatever its tenant-wide
+//     permissions ("Restricted management administrative units in Microsoft Entra ID",
+//     learn.microsoft.com/entra/identity/role-based-access-control/admin-units-restricted-management):
+//     403 Authorization_RequestDenied.
+//
+// The tests' all-powerful token (Token, or no Token set) is refused like any app: these are
+// not permissions an admin can consent to.
+func (s *Server) refuseWrite(w http.ResponseWriter, g *Group, wids []string) bool {
+	if g == nil {
+		return false
+	}
+	switch {
+	case g.Synced:
+		s.graphError(w, 400, "Request_BadRequest", "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.")
+	case g.Distribution || (g.MailEnabled && !g.Unified):
+		s.graphError(w, 400, "Request_BadRequest", "Cannot Update a mail-enabled security groups and or distribution list.")
+	case g.Dynamic:
+		s.graphError(w, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+	case g.Restricted && !slices.ContainsFunc(wids, func(id string) bool {
+		return strings.EqualFold(id, RoleGroupsAdministrator) || strings.EqualFold(id, RoleUserAdministrator)
+	}):
+		s.graphError(w, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+	default:
+		return false
+	}
+	return true
+}
+
 func userJSON(u *User) map[string]any {
 	return map[string]any{"@odata.type": "#microsoft.graph.user", "id": u.ID, "mail": nullable(u.Mail),
 		"userPrincipalName": u.UPN, "displayName": u.Name, "accountEnabled": !u.Disabled}
@@ -576,6 +692,34 @@ func (s *Server) filterValue(w http.ResponseWriter, r *http.Request, field strin
 	return strings.ReplaceAll(v, "''", "'"), true
 }
 
+// userFilter reads the user lookups pimbot makes: `mail eq '…'`, `userPrincipalName eq '…'`
+// and `proxyAddresses/any(p:p eq '…')` (a lambda on a multi-valued property, which Graph
+// supports without advanced query parameters). Anything else is a 400, as Graph answers a
+// filter it does not support.
+func (s *Server) userFilter(w http.ResponseWriter, r *http.Request) (field, value string, ok bool) {
+	f := r.URL.Query().Get("$filter")
+	if rest, isAny := strings.CutPrefix(f, "proxyAddresses/any("); isAny {
+		v, _, found := strings.Cut(rest, ":")
+		if found && v != "" {
+			lit, ok := strings.CutPrefix(strings.TrimPrefix(rest, v+":"), v+" eq '")
+			if ok {
+				lit, ok = strings.CutSuffix(lit, "')")
+			}
+			if ok && !strings.Contains(strings.ReplaceAll(lit, "''", ""), "'") {
+				return "proxyAddresses", strings.ReplaceAll(lit, "''", "'"), true
+			}
+		}
+		s.graphError(w, 400, "Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified for property 'proxyAddresses'.")
+		return "", "", false
+	}
+	if strings.HasPrefix(f, "userPrincipalName ") {
+		v, ok := s.filterValue(w, r, "userPrincipalName")
+		return "userPrincipalName", v, ok
+	}
+	v, ok := s.filterValue(w, r, "mail")
+	return "mail", v, ok
+}
+
 func (s *Server) findUser(ref string) *User {
 	ref = strings.ToLower(ref)
 	if u := s.users[ref]; u != nil {
@@ -610,10 +754,6 @@ func (s *Server) addRef(w http.ResponseWriter, r *http.Request, g *Group, groupI
 	}
 	if s.users[uid] == nil {
 		s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(uid))
-		return
-	}
-	if g.Dynamic || g.Synced {
-		s.graphError(w, 400, "Request_BadRequest", "Insufficient privileges to complete the operation.")
 		return
 	}
 	set := g.Members
@@ -711,6 +851,16 @@ func (s *Server) checkMemberGroups(w http.ResponseWriter, userID string, raw []b
 	if u == nil {
 		s.graphError(w, 404, "Request_ResourceNotFound", notFoundMsg(userID))
 		return
+	}
+	// An id that names no group refuses the whole call. [UNVERIFIED] Graph's documentation
+	// does not say what checkMemberGroups answers for such an id; the fake takes the unkind
+	// reading (the 400 Graph gives an object id it cannot use), so that pimbot is tested
+	// against one bad id spoiling a batch of 20.
+	for _, gid := range body.GroupIDs {
+		if s.groups[strings.ToLower(gid)] == nil {
+			s.graphError(w, 400, "Request_BadRequest", "Invalid object identifier '"+gid+"'.")
+			return
+		}
 	}
 	out := []string{}
 	for _, gid := range body.GroupIDs {

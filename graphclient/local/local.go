@@ -407,3 +407,14 @@ func (d *Directory) Ops() []Op {
 	defer d.mu.Unlock()
 	return append([]Op(nil), d.ops...)
 }
+
+// GroupID is the id of the group a policy's group:<mail|id> names, or an error wrapping
+// bot.ErrNotFound when no group of the directory has that mail or id (`pimbot check`).
+func (d *Directory) GroupID(_ context.Context, ref string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if g := d.lookupGroup(ref); g != nil {
+		return g.id, nil
+	}
+	return "", fmt.Errorf("no directory group %q: %w", strings.TrimPrefix(ref, "group:"), bot.ErrNotFound)
+}
