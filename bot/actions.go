@@ -109,8 +109,9 @@ func (e *Engine) resolveActor(ctx context.Context, id string) (User, error) {
 
 // ApproverActions is what Actions returns for an approver of the request's group who is not
 // its requester and has not voted on it yet: what a message shared by all the approvers (a
-// channel post) offers; on an automatic approval, Revoke while it can still be ended and
-// Looks good until someone reviewed it. Whoever clicks is still judged by the engine.
+// channel post) offers: Approve and Deny while it is pending, Deactivate while an approved
+// grant can still be ended; on an automatic approval, Revoke instead of Deactivate and Looks
+// good until someone reviewed it. Whoever clicks is still judged by the engine.
 func (e *Engine) ApproverActions(r *Request) []Action {
 	g, err := e.groupOf(r)
 	if err != nil {
@@ -122,13 +123,19 @@ func (e *Engine) ApproverActions(r *Request) []Action {
 			out = append(out, act)
 		}
 	}
-	if r.AutoApproval != nil {
-		if r.Kind == KindActivate && (r.State == StateScheduled || (r.State == StateActive && !r.Ending())) {
+	// An approver may end an approved grant (canDeactivate), or, when it was approved
+	// automatically, revoke it (which records the review as well).
+	endable := r.Kind == KindActivate && (r.State == StateScheduled || (r.State == StateActive && !r.Ending()))
+	switch {
+	case r.AutoApproval != nil:
+		if endable {
 			out = append(out, ActRevoke)
 		}
 		if r.Unreviewed() {
 			out = append(out, ActLooksGood)
 		}
+	case endable:
+		out = append(out, ActDeactivate)
 	}
 	return out
 }

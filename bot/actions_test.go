@@ -304,7 +304,7 @@ func TestActions_AreWhatTheEngineAccepts(t *testing.T) {
 }
 
 // A message shared by all the approvers (a channel post) shows what Actions offers an
-// approver who is not the requester and has not voted yet.
+// approver who is not the requester and has not voted yet: the decision, and ending the grant.
 func TestApproverActions_AreWhatAnotherApproverIsOffered(t *testing.T) {
 	for state := range actionStates {
 		t.Run(state, func(t *testing.T) {
@@ -318,7 +318,8 @@ func TestApproverActions_AreWhatAnotherApproverIsOffered(t *testing.T) {
 			}
 			var want []bot.Action
 			for _, act := range e.eng.Actions(e.ctx, e.actor(approver), r) {
-				if act == bot.ActApprove || act == bot.ActDeny {
+				switch act {
+				case bot.ActApprove, bot.ActDeny, bot.ActDeactivate, bot.ActRevoke, bot.ActLooksGood:
 					want = append(want, act)
 				}
 			}

@@ -89,7 +89,7 @@ func (s *Shell) notify(ctx context.Context, ev bot.Event, b *strings.Builder) {
 		}
 	case bot.EvApprovalAdded:
 		toReq("%s approved request %s (%d of %d); waiting for %d more.", by, r.ID, len(r.Approvals), r.ApprovalsRequired, r.ApprovalsRequired-len(r.Approvals))
-		toApp("%s approved request %s (%d of %d).", by, r.ID, len(r.Approvals), r.ApprovalsRequired)
+		toApp("%s approved request %s (%d of %d).%s", by, r.ID, len(r.Approvals), r.ApprovalsRequired, offer(r, s.eng.ApproverActions(r)))
 	case bot.EvApproved:
 		if by == "" {
 			by = "policy (no approval needed)"
@@ -99,7 +99,7 @@ func (s *Shell) notify(ctx context.Context, ev bot.Event, b *strings.Builder) {
 			return
 		}
 		toReq("request %s was approved by %s; it starts %s.", r.ID, by, strings.TrimPrefix(r.When(now, s.loc), "from "))
-		toApp("request %s was approved by %s.", r.ID, by)
+		toApp("request %s was approved by %s.%s", r.ID, by, offer(r, s.eng.ApproverActions(r)))
 	case bot.EvDenied:
 		reason := ""
 		if r.DenyReason != "" {

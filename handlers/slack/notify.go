@@ -248,14 +248,14 @@ func (s *Surface) notifyApprovers(ctx context.Context, ev bot.Event, g *bot.Grou
 	if len(ref.Msgs) == 0 || r.Version < ref.Version {
 		return alertErr // nobody was asked on Slack, or a newer state is already shown
 	}
-	m := approvalMessage(approvalView{Req: r, Parent: ev.Parent, Group: g, Actions: s.eng.ApproverActions(r), Now: s.now(), Loc: s.loc(), Who: who})
+	view := approvalView{Req: r, Parent: ev.Parent, Group: g, Actions: s.eng.ApproverActions(r), Now: s.now(), Loc: s.loc(), Who: who}
 	// Every copy is updated (chat.update is idempotent, so a retry updates them all again).
 	// A copy Slack refuses for good (deleted, channel archived) is dropped from the refs and
 	// reported; the others are retried until they show this version.
 	var errs, refused []error
 	kept := ref.Msgs[:0:0]
 	for _, mr := range ref.Msgs {
-		err := s.updateMessage(ctx, mr.Channel, mr.TS, msgOptions(m)...)
+		err := s.updateMessage(ctx, mr.Channel, mr.TS, msgOptions(s.approvalFor(ctx, view, mr.To))...)
 		switch {
 		case err == nil:
 			kept = append(kept, mr)
@@ -329,14 +329,14 @@ func (s *Surface) postApproval(ctx context.Context, ev bot.Event, g *bot.Group, 
 		s.log.Warn("slack: nobody to ask for approval on Slack", "group", g.Name, "request_id", r.ID)
 		return nil
 	}
-	m := approvalMessage(approvalView{Req: r, Parent: ev.Parent, Group: g, Actions: s.eng.ApproverActions(r), Now: s.now(), Loc: s.loc(), Who: who})
+	view := approvalView{Req: r, Parent: ev.Parent, Group: g, Actions: s.eng.ApproverActions(r), Now: s.now(), Loc: s.loc(), Who: who}
 	var errs []error
 	for _, t := range targets {
 		if ref.has(t) {
 			continue
 		}
 		ch, ts, err := s.deliver(ctx, delivery{key: keySent(r.ID, ev.Type, strconv.FormatInt(r.Version, 10), "approval", t.Channel),
-			channel: t.Channel, m: m, meta: metaOf(ev, "approvers:"+t.Channel), what: "approval message"})
+			channel: t.Channel, m: s.approvalFor(ctx, view, t.To), meta: metaOf(ev, "approvers:"+t.Channel), what: "approval message"})
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -353,6 +353,20 @@ func (s *Surface) postApproval(ctx context.Context, ev bot.Event, g *bot.Group, 
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// approvalFor renders the approvers' message for one copy: a channel post, shared by all
+// the approvers, offers what the engine offers an approver who has not voted (the view's
+// actions; whoever clicks is judged then); a DM to one approver (to: their Slack id) offers
+// what the engine offers that person now (not Approve once they voted, nothing to a
+// disabled account). When the person cannot be looked up, the shared actions are shown.
+func (s *Surface) approvalFor(ctx context.Context, v approvalView, to string) msg {
+	if to != "" {
+		if u, err := s.identify(ctx, to); err == nil {
+			v.Actions = s.eng.Actions(ctx, s.actor(u), v.Req)
+		}
+	}
+	return approvalMessage(v)
 }
 
 func (ref approvalRef) has(t msgRef) bool {

@@ -153,6 +153,17 @@ func AlertCard(v View, ev bot.Event) Card {
 		Lines: []string{fmt.Sprintf("Removing %s (%s) as %s of %s keeps failing; pimbot keeps retrying.", r.Requester.Display(), r.Requester.Handle(), r.Access, r.Group), ev.Detail}})
 }
 
+// ExtendedCard tells the approvers' channel that an extension took effect: the grant they
+// look after now ends later.
+func ExtendedCard(v View, ev bot.Event) Card {
+	r := ev.Request
+	line := fmt.Sprintf("%s (%s) keeps %s of %s until %s: extended %s.", r.Requester.Display(), r.Requester.Handle(), r.Access, r.Group, v.time(r.EndsAt), ev.Detail)
+	if ev.Actor != nil {
+		line = strings.TrimSuffix(line, ".") + ", approved by " + ev.Actor.Display() + "."
+	}
+	return noticeCard(notice{Label: "Extended", Tone: toneGood, Title: "Request " + r.ID + " now ends at " + v.time(r.EndsAt), Lines: []string{line}})
+}
+
 // DriftCard is posted in the group's approval channel when someone holds its access without
 // a grant: the holder (named, never mentioned: they are not told), the access, the group and
 // what pimbot did about it.

@@ -159,6 +159,12 @@ func (s *Surface) tellApprovers(ctx context.Context, ev bot.Event, g *bot.Group,
 		}
 	case bot.EvReviewDue:
 		return s.postOnce(ctx, ev, channel, "alert", AlertCard(s.view(""), ev), "Automatic approval of request "+r.ID+" is not reviewed yet")
+	case bot.EvExtended:
+		// The approvers hear when an extension takes effect; the grant's own card (if it
+		// needed approval) is updated below as well.
+		if err := s.postOnce(ctx, ev, channel, "extended", ExtendedCard(s.view(""), ev), "Request "+r.ID+" now ends later"); err != nil {
+			return err
+		}
 	}
 	var card cardRef
 	exists, err := s.getJSON(ctx, keyCard+r.ID, &card)

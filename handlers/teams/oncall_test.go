@@ -106,4 +106,13 @@ func TestExtension_TeamsApproversToldWhenItTakesEffect(t *testing.T) {
 	if !found {
 		t.Fatalf("no approvers' card of extension %s says the grant now ends at %s", ext.ID, end.Format("15:04"))
 	}
+	var told bool
+	for _, a := range e.fake.SentTo(approvals) {
+		if a.Method == "POST" && strings.Contains(a.Text(), "Request "+r.ID+" now ends at "+end.Format("15:04")) && strings.Contains(a.Text(), "approved by Bob") {
+			told = true
+		}
+	}
+	if !told {
+		t.Fatalf("the approvers' channel got no new message that request %s now ends at %s", r.ID, end.Format("15:04"))
+	}
 }
