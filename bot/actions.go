@@ -185,6 +185,23 @@ func decideRule(act Action, g *Group, r *Request, d decider) error {
 	return nil
 }
 
+// requireApprover refuses, for the action, a person who is not an approver of the request's
+// group ("only <also><approvers> may <action> it"); it returns the group.
+func (e *Engine) requireApprover(ctx context.Context, a Actor, r *Request, action, also string) (*Group, error) {
+	g, err := e.groupOf(r)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := e.IsApprover(ctx, a.User, g)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", action, errors.Join(ErrUnavailable, err))
+	}
+	if !ok {
+		return nil, &PermissionError{Action: action, Reason: "only " + also + approverWords(g) + " may " + action + " it"}
+	}
+	return g, nil
+}
+
 // canCancel: only the requester, only a request that has not started (waiting for MFA, for
 // approval or for its start time). Ending access stays open to a disabled account.
 func canCancel(a Actor, r *Request) error {
@@ -207,16 +224,8 @@ func canCancel(a Actor, r *Request) error {
 func (e *Engine) canDeactivate(ctx context.Context, a Actor, r *Request) error {
 	requester := r.Requester.ID == a.User.ID
 	if !requester {
-		g, err := e.groupOf(r)
-		if err != nil {
+		if _, err := e.requireApprover(ctx, a, r, "deactivate", "the requester or "); err != nil {
 			return err
-		}
-		ok, err := e.IsApprover(ctx, a.User, g)
-		if err != nil {
-			return fmt.Errorf("deactivate: %w", errors.Join(ErrUnavailable, err))
-		}
-		if !ok {
-			return &PermissionError{Action: "deactivate", Reason: "only the requester or " + approverWords(g) + " may deactivate it"}
 		}
 	}
 	if r.Kind != KindActivate {

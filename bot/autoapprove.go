@@ -181,16 +181,8 @@ func (e *Engine) canRevoke(ctx context.Context, a Actor, r *Request) error {
 	if r.AutoApproval == nil {
 		return &PermissionError{Action: "revoke", Reason: "only an automatic (on-call) approval can be revoked; deactivate or deny it instead"}
 	}
-	g, err := e.groupOf(r)
-	if err != nil {
+	if _, err := e.requireApprover(ctx, a, r, "revoke", ""); err != nil {
 		return err
-	}
-	ok, err := e.IsApprover(ctx, a.User, g)
-	if err != nil {
-		return fmt.Errorf("revoke: %w", errors.Join(ErrUnavailable, err))
-	}
-	if !ok {
-		return &PermissionError{Action: "revoke", Reason: "only " + approverWords(g) + " may revoke it"}
 	}
 	switch {
 	case r.State == StateActive && r.Ending():
@@ -215,16 +207,9 @@ func (e *Engine) canLooksGood(ctx context.Context, a Actor, r *Request) error {
 	if err := e.checkEnabled(ctx, a, "review"); err != nil {
 		return err
 	}
-	g, err := e.groupOf(r)
+	g, err := e.requireApprover(ctx, a, r, "review", "")
 	if err != nil {
 		return err
-	}
-	ok, err := e.IsApprover(ctx, a.User, g)
-	if err != nil {
-		return fmt.Errorf("review: %w", errors.Join(ErrUnavailable, err))
-	}
-	if !ok {
-		return &PermissionError{Action: "review", Reason: "only " + approverWords(g) + " may review it"}
 	}
 	if r.Requester.ID == a.User.ID && !g.AllowSelfApproval {
 		return &PermissionError{Action: "review", Reason: "it is your own request; another approver of " + g.Name + " must review it"}
