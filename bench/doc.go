@@ -6,6 +6,9 @@
 //     in the same run, their ratio, and Redis round trips per lifecycle.
 //   - BenchmarkSlackAck: HTTP ack latency of signed /slack/commands and button clicks
 //     through the real handler with a fake Slack Web API on loopback, at 200 requests/s.
+//   - BenchmarkSlackBurst: 2,000 quick-form /activate from 2,000 people within half a
+//     second: commands refused, grants added per second against the raw SET rate of the
+//     same run, and the latency from command to directory add.
 //   - BenchmarkExpiryAtScale: 100,000 active grants in Redis, 10,000 due in the same
 //     minute, three replicas: lag from due time to directory removal, and the count.
 //   - BenchmarkReplicaRSS: resident memory of one `pimbot serve` process while 100,000

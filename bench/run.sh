@@ -34,6 +34,7 @@ run() { # pattern benchtime count
 }
 run '^BenchmarkLifecycle$' 10000x "$COUNT"
 run '^BenchmarkSlackAck$' 2000x "$COUNT"
+run '^BenchmarkSlackBurst$' 1x "$COUNT"
 run '^BenchmarkExpiryAtScale$' 1x "$COUNT_SCALE"
 run '^BenchmarkReplicaRSS$' 1x "$COUNT_SCALE"
 
@@ -67,6 +68,8 @@ END {
   print "Goals"
   goal("Lifecycle/surfaces=1", "roundtrips/op", "<=", 6, "Redis round trips per lifecycle <= 6")
   goal("Lifecycle/surfaces=1", "ratio", ">=", 0.125, "lifecycle throughput >= 1/8 of the raw SET rate")
+  goal("SlackBurst", "refused", "<=", 0, "a burst of 2,000 /activate: nobody refused")
+  goal("SlackBurst", "ratio", ">=", 0.01, "a burst of 2,000 /activate: grants added >= 1/100 of the raw SET rate")
   goal("SlackAck/command", "p99-ms", "<", 10, "slash command ack p99 < 10 ms at 200/s")
   goal("SlackAck/button", "p99-ms", "<", 10, "button click ack p99 < 10 ms at 200/s")
   goal("ExpiryAtScale/due=spread-minute", "p99-ms", "<", 1000, "expiry p99 < 1 s, 10,000 due within one minute")

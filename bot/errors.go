@@ -1,8 +1,10 @@
 package bot
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"unicode"
 	"unicode/utf8"
 )
@@ -25,6 +27,33 @@ var (
 	// ErrFenced: the job's lease was taken over by another claim; this claim must not act.
 	ErrFenced = errors.New("lease taken over")
 )
+
+// OutageError says which dependency failed or did not answer (Slack's users.info, the
+// directory, the database), so that people are told what was slow rather than a guess. It
+// is ErrUnavailable (errors.Is), and wraps the cause.
+type OutageError struct {
+	Service string // for people: "Slack (users.info)", "the directory"
+	Err     error
+}
+
+// Unavailable names the dependency that failed; err may be nil.
+func Unavailable(service string, err error) error { return &OutageError{Service: service, Err: err} }
+
+func (e *OutageError) Error() string {
+	if e.Err == nil {
+		return e.Service + ": " + ErrUnavailable.Error()
+	}
+	return e.Service + ": " + e.Err.Error()
+}
+
+func (e *OutageError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }
+
+// TimedOut reports whether the dependency did not answer in time (rather than failed).
+func (e *OutageError) TimedOut() bool {
+	var t interface{ Timeout() bool } // net.Error, url.Error: an HTTP client's timeout
+	return errors.Is(e.Err, context.DeadlineExceeded) || errors.Is(e.Err, os.ErrDeadlineExceeded) ||
+		(errors.As(e.Err, &t) && t.Timeout())
+}
 
 // FieldError is a validation refusal tied to one field of the activation form,
 // so a surface can show it next to that field (Slack's response_action: errors).
@@ -117,6 +146,7 @@ func Describe(err error) string {
 	var se *StateError
 	var de *DuplicateError
 	var le *LimitError
+	var oe *OutageError
 	switch {
 	case errors.As(err, &fe):
 		return Capitalize(fe.Message)
@@ -132,6 +162,10 @@ func Describe(err error) string {
 		return "No such request. Use `status` to list yours."
 	case errors.Is(err, ErrConflict):
 		return "Someone else changed this request at the same moment; please look at its status and try again."
+	case errors.As(err, &oe) && oe.TimedOut():
+		return "Something went wrong on our side (" + oe.Service + " did not answer in time); nothing was changed. Please try again shortly."
+	case errors.As(err, &oe):
+		return "Something went wrong on our side (" + oe.Service + " failed); nothing was changed. Please try again shortly."
 	default:
 		return "Something went wrong on our side (the directory or the database did not answer); nothing was changed. Please try again shortly."
 	}

@@ -12,38 +12,48 @@ import (
 )
 
 // command handles /activate. It returns the immediate answer (nil: an empty ack) and
-// leaves everything slow to the workers. An invocation seen already (a replayed request,
-// a retried envelope) is acknowledged and does nothing (replay.go).
+// leaves everything slow to the workers, without a round trip to Redis first, so that a
+// burst is acknowledged at once. The queued work claims the invocation before acting: one
+// seen already (a replayed request, a retried envelope) does nothing (replay.go).
 func (s *Surface) command(ctx context.Context, cmd slack.SlashCommand) any {
-	fresh, err := s.firstTime(ctx, "slash command", cmd.UserID, commandID(cmd))
-	if err != nil {
-		return ephemeralText(":warning: " + say(err))
-	}
-	if !fresh {
-		return nil
-	}
+	received := time.Now()
 	o := origin{UserID: cmd.UserID, ChannelID: cmd.ChannelID, ResponseURL: cmd.ResponseURL}
+	once := func(f func(ctx context.Context)) func(ctx context.Context) {
+		return func(ctx context.Context) {
+			fresh, err := s.firstTimeWithin(ctx, queuedClaimBudget, "slash command", cmd.UserID, commandID(cmd))
+			if err != nil {
+				s.tellErr(ctx, o, err)
+				return
+			}
+			if fresh {
+				f(ctx)
+			}
+		}
+	}
 	text := strings.TrimSpace(cmd.Text)
 	switch strings.ToLower(text) {
 	case "":
-		if !s.later("open activation form", func(ctx context.Context) { s.openActivate(ctx, cmd.UserID, cmd.TriggerID, "") }) {
+		t := trig{ID: cmd.TriggerID, Received: received, Origin: o, Again: "run `/activate` again"}
+		if !s.onTrigger("open activation form", t, func(ctx context.Context, t trig) {
+			once(func(ctx context.Context) { s.openActivate(ctx, t, cmd.UserID, "") })(ctx)
+		}) {
 			return ephemeralText(busyText)
 		}
 		return nil
 	case "help", "?":
 		return ephemeralText(helpText)
 	case "unlink":
-		if !s.later("unlink", func(ctx context.Context) { s.unlink(ctx, o) }) {
+		if !s.later("unlink", once(func(ctx context.Context) { s.unlink(ctx, o) })) {
 			return ephemeralText(busyText)
 		}
 		return nil
 	case "status", "my requests", "list":
-		if !s.later("status", func(ctx context.Context) { s.sendStatus(ctx, o) }) {
+		if !s.later("status", once(func(ctx context.Context) { s.sendStatus(ctx, o) })) {
 			return ephemeralText(busyText)
 		}
 		return nil
 	case "pending", "inbox":
-		if !s.later("inbox", func(ctx context.Context) { s.sendInbox(ctx, o) }) {
+		if !s.later("inbox", once(func(ctx context.Context) { s.sendInbox(ctx, o) })) {
 			return ephemeralText(busyText)
 		}
 		return nil
@@ -52,7 +62,7 @@ func (s *Surface) command(ctx context.Context, cmd slack.SlashCommand) any {
 		if id == "" {
 			return ephemeralText(verifyUsage)
 		}
-		if !s.later("verify again", func(ctx context.Context) { s.verifyAgain(ctx, o, o, id) }) {
+		if !s.later("verify again", once(func(ctx context.Context) { s.verifyAgain(ctx, o, o, id) })) {
 			return ephemeralText(busyText)
 		}
 		return nil
@@ -61,16 +71,17 @@ func (s *Surface) command(ctx context.Context, cmd slack.SlashCommand) any {
 	if err != nil {
 		return ephemeralText(":warning: " + say(err) + "\nUsage: `/activate " + esc(bot.QuickUsage) + "` — or `/activate` alone for the form.")
 	}
-	if !s.later("quick submit", func(ctx context.Context) { s.quickSubmit(ctx, o, q) }) {
+	if !s.laterSized("quick submit", int64(len(cmd.Text)+len(cmd.ResponseURL)), once(func(ctx context.Context) { s.quickSubmit(ctx, o, q) })) {
 		return ephemeralText(busyText)
 	}
 	return nil
 }
 
-// openActivate opens the activation form. The trigger lasts 3 s, so nothing slow happens
-// first: with the person and their groups in the cache the form opens at once; otherwise
-// a loading view opens and is replaced once the directory answered.
-func (s *Surface) openActivate(ctx context.Context, slackID, trigger, preselect string) {
+// openActivate opens the activation form (on the trigger lane). The trigger lasts 3 s, so
+// nothing slow happens first: with the person and their groups in the cache the form
+// opens at once; otherwise a loading view opens, and the slow lane replaces it once the
+// directory answered.
+func (s *Surface) openActivate(ctx context.Context, t trig, slackID, preselect string) {
 	now := s.now()
 	fctx, cancel := context.WithTimeout(ctx, fastPathBudget)
 	u, ok := s.cachedUser(fctx, slackID)
@@ -80,16 +91,20 @@ func (s *Surface) openActivate(ctx context.Context, slackID, trigger, preselect 
 	}
 	cancel()
 	if ok {
-		if _, err := s.api.OpenViewContext(ctx, trigger, activateModal(activateForm{Groups: groups, Selected: pick(groups, preselect), Opened: now})); err != nil {
-			s.log.Warn("slack views.open failed", "err", err)
-		}
+		s.openView(ctx, t, "activation form", activateModal(activateForm{Groups: groups, Selected: pick(groups, preselect), Opened: now}))
 		return
 	}
-	v, err := s.api.OpenViewContext(ctx, trigger, loadingModal())
-	if err != nil {
-		s.log.Warn("slack views.open failed", "err", err)
+	v := s.openView(ctx, t, "activation form", loadingModal())
+	if v == nil {
 		return
 	}
+	if !s.later("fill activation form", func(ctx context.Context) { s.fillActivate(ctx, v, slackID, preselect, now) }) {
+		s.fillView(ctx, v, infoModal("Activate access", ":warning: "+busyText))
+	}
+}
+
+// fillActivate replaces the loading view with the form once the directory answered.
+func (s *Surface) fillActivate(ctx context.Context, v *slack.ViewResponse, slackID, preselect string, now time.Time) {
 	var view slack.ModalViewRequest
 	if u, err := s.identify(ctx, slackID); err != nil {
 		view = infoModal("Activate access", ":warning: "+say(err))
@@ -98,9 +113,7 @@ func (s *Surface) openActivate(ctx context.Context, slackID, trigger, preselect 
 	} else {
 		view = activateModal(activateForm{Groups: groups, Selected: pick(groups, preselect), Opened: now})
 	}
-	if _, err := s.api.UpdateViewContext(ctx, view, "", v.Hash, v.ID); err != nil {
-		s.log.Warn("slack views.update failed", "err", err)
-	}
+	s.fillView(ctx, v, view)
 }
 
 // pick finds a group by name among the choices (nil: none or not there).

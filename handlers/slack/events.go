@@ -109,6 +109,7 @@ func (s *Surface) publishHome(ctx context.Context, slackID string, opened bool) 
 		waiting = s.readInbox(ctx, u, maxInboxHome)
 	}
 	view := homeView(groups, rs, s.actions(ctx, u, rs), waiting, problem, s.now(), s.loc())
+	view.Blocks.BlockSet = fitBlocks(view.Blocks.BlockSet, limitViewBlocks) // limits.go
 	if _, err := s.api.PublishViewContext(ctx, slack.PublishViewContextRequest{UserID: slackID, View: view}); err != nil {
 		s.log.Warn("slack views.publish failed", "user", slackID, "err", err)
 	}

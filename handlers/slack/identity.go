@@ -90,7 +90,7 @@ func (s *Surface) identify(ctx context.Context, slackID string) (bot.User, error
 		return bot.User{}, refuse(fmt.Sprintf("Your Slack e-mail address (%s) matches no one in the directory, so pimbot cannot act for you. Ask your administrators to check your account.", email))
 	}
 	if err != nil {
-		return bot.User{}, fmt.Errorf("resolve %s: %w", email, errors.Join(bot.ErrUnavailable, err))
+		return bot.User{}, fmt.Errorf("resolve %s: %w", email, bot.Unavailable("the directory", err))
 	}
 	s.cache(ctx, slackID, u)
 	return u, nil
@@ -101,7 +101,7 @@ func (s *Surface) identify(ctx context.Context, slackID string) (bot.User, error
 func (s *Surface) profileEmail(ctx context.Context, slackID string) (string, error) {
 	info, err := s.api.GetUserInfoContext(ctx, slackID)
 	if err != nil {
-		return "", fmt.Errorf("slack users.info %s: %w", slackID, errors.Join(bot.ErrUnavailable, err))
+		return "", fmt.Errorf("slack users.info %s: %w", slackID, bot.Unavailable("Slack (users.info)", err))
 	}
 	if info.IsBot || info.Deleted {
 		return "", refuse("Bots and deactivated accounts cannot use pimbot.")
@@ -128,12 +128,12 @@ func (s *Surface) cache(ctx context.Context, slackID string, u bot.User) {
 func (s *Surface) identifyBound(ctx context.Context, slackID, email string) (bot.User, error) {
 	id, ok, err := s.opt.Binder.Bound(ctx, Name, slackID)
 	if err != nil {
-		return bot.User{}, fmt.Errorf("read the sign-in binding: %w", errors.Join(bot.ErrUnavailable, err))
+		return bot.User{}, fmt.Errorf("read the sign-in binding: %w", bot.Unavailable("the sign-in store", err))
 	}
 	if !ok {
 		ch, err := s.opt.Binder.StartBinding(ctx, bot.ChatAccount{Surface: Name, ID: slackID, Email: email})
 		if err != nil {
-			return bot.User{}, fmt.Errorf("start the sign-in binding: %w", errors.Join(bot.ErrUnavailable, err))
+			return bot.User{}, fmt.Errorf("start the sign-in binding: %w", bot.Unavailable("the Microsoft sign-in", err))
 		}
 		plain := "Before pimbot can act for you, sign in with Microsoft once so that it knows who you are; the link is in the Home tab and in /activate status."
 		md := "Before pimbot can act for you, sign in with Microsoft once so that it knows who you are."
@@ -151,7 +151,7 @@ func (s *Surface) identifyBound(ctx context.Context, slackID, email string) (bot
 		return bot.User{}, refuse("The directory account you signed in with no longer exists. Ask your administrators.")
 	}
 	if err != nil {
-		return bot.User{}, fmt.Errorf("resolve %s: %w", id, errors.Join(bot.ErrUnavailable, err))
+		return bot.User{}, fmt.Errorf("resolve %s: %w", id, bot.Unavailable("the directory", err))
 	}
 	if !s.eng.Policy().Settings.Owns(email, u) {
 		// A binding is only as good as the account's owner: one made by someone else (or
@@ -233,7 +233,7 @@ func (s *Surface) eligible(ctx context.Context, u bot.User) ([]*bot.Group, error
 	}
 	gs, err := s.eng.EligibleGroups(ctx, u)
 	if err != nil {
-		return nil, fmt.Errorf("eligible groups: %w", errors.Join(bot.ErrUnavailable, err))
+		return nil, fmt.Errorf("eligible groups: %w", bot.Unavailable("the directory", err))
 	}
 	names := make([]string, len(gs))
 	for i, g := range gs {

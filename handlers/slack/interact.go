@@ -36,22 +36,26 @@ func clickOrigin(cb slack.InteractionCallback) origin {
 
 // blockActions queues the work of a click, once per click; Slack gets its ack at once.
 func (s *Surface) blockActions(ctx context.Context, cb slack.InteractionCallback) {
+	received := time.Now()
 	o := clickOrigin(cb)
+	t := trig{ID: cb.TriggerID, Received: received, Origin: o, Again: "click the button again"}
 	type work struct {
 		name string
 		f    func(ctx context.Context)
+		tf   func(ctx context.Context, t trig) // trigger-bound work (trigger.go), instead of f
 	}
 	var todo []work
 	for _, a := range cb.ActionCallback.BlockActions {
 		id := bot.NormalizeID(a.Value)
 		var name string
 		var f func(ctx context.Context)
+		var tf func(ctx context.Context, t trig)
 		switch a.ActionID {
 		case actApprove:
 			fromInbox := strings.HasPrefix(a.BlockID, blockInbox)
 			name, f = "approve", func(ctx context.Context) { s.approve(ctx, o, id, fromInbox) }
 		case actDeny:
-			name, f = "deny form", func(ctx context.Context) { s.openDeny(ctx, o, cb.TriggerID, id) }
+			name, tf = "deny form", func(ctx context.Context, t trig) { s.openDeny(ctx, t, id) }
 		case actCancel:
 			name, f = "cancel", func(ctx context.Context) { s.act(ctx, o, id, s.eng.Cancel) }
 		case actDeactivate:
@@ -62,19 +66,19 @@ func (s *Surface) blockActions(ctx context.Context, cb slack.InteractionCallback
 			fromInbox := strings.HasPrefix(a.BlockID, blockInbox)
 			name, f = "review", func(ctx context.Context) { s.looksGood(ctx, o, id, fromInbox) }
 		case actExtend:
-			name, f = "extend form", func(ctx context.Context) { s.openExtend(ctx, o, cb.TriggerID, id) }
+			name, tf = "extend form", func(ctx context.Context, t trig) { s.openExtend(ctx, t, id) }
 		case actVerifyAgain:
 			name, f = "verify again", func(ctx context.Context) { s.verifyAgain(ctx, o, dmOf(o.UserID), id) }
 		case actGroup:
-			view, group := cb.View, a.SelectedOption.Value
+			view, group := cb.View, s.groupByValue(a.SelectedOption.Value)
 			name, f = "form group", func(ctx context.Context) { s.regroup(ctx, cb.User.ID, view, group) }
 		case actHomeActivate:
 			group := a.Value
-			name, f = "open activation form", func(ctx context.Context) { s.openActivate(ctx, cb.User.ID, cb.TriggerID, group) }
+			name, tf = "open activation form", func(ctx context.Context, t trig) { s.openActivate(ctx, t, cb.User.ID, group) }
 		default:
 			continue // inputs that do not dispatch
 		}
-		todo = append(todo, work{name, f})
+		todo = append(todo, work{name, f, tf})
 	}
 	if len(todo) == 0 {
 		return
@@ -88,7 +92,19 @@ func (s *Surface) blockActions(ctx context.Context, cb slack.InteractionCallback
 		return
 	}
 	for _, w := range todo {
-		s.later(w.name, w.f)
+		if w.tf != nil {
+			if !s.onTrigger(w.name, t, w.tf) {
+				s.later("say busy", func(ctx context.Context) { s.tellText(ctx, o, ":warning: "+busyText) })
+			}
+			continue
+		}
+		size := int64(0)
+		if w.name == "form group" { // carries the view
+			size = int64(len(cb.View.PrivateMetadata)) + 16<<10
+		}
+		if !s.laterSized(w.name, size, w.f) {
+			s.log.Warn("slack click dropped: no room in the work queue", "task", w.name, "user", cb.User.ID)
+		}
 	}
 }
 
@@ -144,47 +160,72 @@ func (s *Surface) act(ctx context.Context, o origin, id string, f func(context.C
 	}
 }
 
-// openDeny opens the deny-reason modal for an approver, if the engine says they may deny.
-func (s *Surface) openDeny(ctx context.Context, o origin, trigger, id string) {
-	r, refusal := s.precheck(ctx, o.UserID, id, bot.ActDeny)
-	if refusal != "" {
-		s.tellText(ctx, o, ":no_entry: "+refusal)
-		return
-	}
-	if _, err := s.api.OpenViewContext(ctx, trigger, denyModal(id, r, s.now(), s.loc())); err != nil {
-		s.log.Warn("slack views.open failed", "err", err)
-	}
+// openDeny opens the deny-reason modal for an approver (on the trigger lane), if the
+// engine says they may deny; see openChecked.
+func (s *Surface) openDeny(ctx context.Context, t trig, id string) {
+	s.openChecked(ctx, t, id, bot.ActDeny, "deny form", "Deny request", func(r *bot.Request) slack.ModalViewRequest {
+		return denyModal(id, r, s.now(), s.loc())
+	})
 }
 
-// openExtend opens the extension modal for the requester of an active grant, if the engine
-// says they may extend it; the modal offers the room the engine leaves.
-func (s *Surface) openExtend(ctx context.Context, o origin, trigger, id string) {
-	r, refusal := s.precheck(ctx, o.UserID, id, bot.ActExtend)
-	if refusal != "" {
-		s.tellText(ctx, o, ":no_entry: "+refusal)
-		return
-	}
-	var ext *extension
-	if r != nil {
-		if g := s.groupOf(r); g != nil {
-			room, _ := s.eng.ExtensionRoom(r)
-			ext = &extension{Group: g, Room: room, Default: s.eng.ExtensionDefault(r)}
+// openExtend opens the extension modal for the requester of an active grant (on the
+// trigger lane), if the engine says they may extend it; the modal offers the room the
+// engine leaves.
+func (s *Surface) openExtend(ctx context.Context, t trig, id string) {
+	s.openChecked(ctx, t, id, bot.ActExtend, "extension form", "Extend access", func(r *bot.Request) slack.ModalViewRequest {
+		var ext *extension
+		if r != nil {
+			if g := s.groupOf(r); g != nil {
+				room, _ := s.eng.ExtensionRoom(r)
+				ext = &extension{Group: g, Room: room, Default: s.eng.ExtensionDefault(r)}
+			}
 		}
+		return extendModal(id, r, ext, s.now(), s.loc())
+	})
+}
+
+// openChecked opens the form of an action on a request once the engine said the person may
+// take it. The check gets fastPathBudget: answered in time, a refusal is told privately
+// and no form opens, else the form opens. Not answered in time (a slow directory), a
+// loading view opens while the trigger lives, and the slow lane fills it with the form, or
+// with the refusal, once the engine answered.
+func (s *Surface) openChecked(ctx context.Context, t trig, id string, act bot.Action, what, title string, form func(*bot.Request) slack.ModalViewRequest) {
+	fctx, cancel := context.WithTimeout(ctx, fastPathBudget)
+	r, refusal, decided := s.precheck(fctx, t.Origin.UserID, id, act)
+	cancel()
+	if decided {
+		if refusal != "" {
+			s.later("say refusal", func(ctx context.Context) { s.tellText(ctx, t.Origin, ":no_entry: "+refusal) })
+			return
+		}
+		s.openView(ctx, t, what, form(r))
+		return
 	}
-	if _, err := s.api.OpenViewContext(ctx, trigger, extendModal(id, r, ext, s.now(), s.loc())); err != nil {
-		s.log.Warn("slack views.open failed", "err", err)
+	v := s.openView(ctx, t, what, loadingView(title, "Checking the request…"))
+	if v == nil {
+		return
+	}
+	fill := func(ctx context.Context) {
+		pctx, cancel := context.WithTimeout(ctx, precheckBudget)
+		r, refusal, _ := s.precheck(pctx, t.Origin.UserID, id, act)
+		cancel()
+		if refusal != "" {
+			s.fillView(ctx, v, infoModal(title, ":no_entry: "+refusal))
+			return
+		}
+		s.fillView(ctx, v, form(r)) // no answer at all: the form with what is known; the engine decides on submit
+	}
+	if !s.later("fill "+what, fill) {
+		s.fillView(ctx, v, infoModal(title, ":warning: "+busyText))
 	}
 }
 
-// precheck asks the engine, within a short budget, whether the person may take the action
-// whose form is about to open. A refusal is in words (told privately; no form opens). When
-// no answer comes in time, the form opens with what is known (r may be nil) and the engine
+// precheck asks the engine whether the person may take the action whose form is about to
+// open. A refusal is in words (told privately; no form opens). decided is false when no
+// answer came (ctx ended, or something did not answer): then r is nil and the engine
 // decides on submit.
-func (s *Surface) precheck(ctx context.Context, slackID, id string, act bot.Action) (*bot.Request, string) {
-	ctx, cancel := context.WithTimeout(ctx, precheckBudget)
-	defer cancel()
+func (s *Surface) precheck(ctx context.Context, slackID, id string, act bot.Action) (r *bot.Request, refusal string, decided bool) {
 	u, err := s.identify(ctx, slackID)
-	var r *bot.Request
 	if err == nil {
 		r, err = s.eng.Precheck(ctx, s.actor(u), id, act)
 	}
@@ -194,11 +235,11 @@ func (s *Surface) precheck(ctx context.Context, slackID, id string, act bot.Acti
 	var fe *bot.FieldError
 	switch {
 	case err == nil:
-		return r, ""
+		return r, "", true
 	case errors.As(err, &pe), errors.As(err, &perm), errors.As(err, &se), errors.As(err, &fe), errors.Is(err, bot.ErrNotFound):
-		return nil, say(err)
+		return nil, say(err), true
 	}
-	return nil, ""
+	return nil, "", false
 }
 
 // regroup redraws the activation form for the group just chosen.
@@ -215,7 +256,7 @@ func (s *Surface) regroup(ctx context.Context, slackID string, view slack.View, 
 		}
 		out = activateModal(activateForm{Groups: groups, Selected: pick(groups, group), Opened: opened})
 	}
-	if _, err := s.api.UpdateViewContext(ctx, out, "", view.Hash, view.ID); err != nil {
+	if _, err := s.api.UpdateViewContext(ctx, fitView(out), "", view.Hash, view.ID); err != nil {
 		s.log.Info("slack views.update of the form failed (closed or changed meanwhile)", "err", err)
 	}
 }
@@ -338,11 +379,12 @@ func (s *Surface) submitForm(ctx context.Context, cb slack.InteractionCallback) 
 	if err != nil {
 		return refusal(cb.View, err, actGroup)
 	}
+	in.Group = s.groupByValue(in.Group)
 	r, err := s.eng.Submit(ctx, s.actor(u), in)
 	if err != nil {
 		return refusal(cb.View, err, actGroup)
 	}
-	v := submittedModal(r, s.groupOf(r), s.now(), s.loc())
+	v := fitView(submittedModal(r, s.groupOf(r), s.now(), s.loc()))
 	return slack.NewUpdateViewSubmissionResponse(&v)
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -46,6 +45,9 @@ const (
 	replayTTL = 15 * time.Minute
 	// claimBudget bounds the claim, which comes before the ack Slack wants within 3 s.
 	claimBudget = time.Second
+	// queuedClaimBudget bounds the claim made by queued work (slash commands), which no
+	// ack waits for: a burst keeps Redis busy for longer than a second.
+	queuedClaimBudget = 10 * time.Second
 )
 
 // keyOnce marks a Slack request as handled. The id is hashed: a trigger_id still opens a
@@ -88,16 +90,21 @@ func interactionID(cb slack.InteractionCallback) string {
 // nothing). When the claim cannot be recorded the error says so in words for the person
 // and the request is not handled: acting without the claim would let a replay through.
 func (s *Surface) firstTime(ctx context.Context, kind, slackUser, id string) (bool, error) {
+	return s.firstTimeWithin(ctx, claimBudget, kind, slackUser, id)
+}
+
+// firstTimeWithin is firstTime with its own budget.
+func (s *Surface) firstTimeWithin(ctx context.Context, budget time.Duration, kind, slackUser, id string) (bool, error) {
 	if id == "" {
 		s.log.Warn("slack request has nothing to tell it from a replay; handling it", "kind", kind, "user", slackUser)
 		return true, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, claimBudget)
+	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	fresh, err := s.kv.PutIfAbsent(ctx, keyOnce(id), "1", replayTTL)
 	if err != nil {
 		s.log.Warn("slack request dedupe unavailable; refusing it", "kind", kind, "user", slackUser, "err", err)
-		return false, fmt.Errorf("record slack %s: %w", kind, errors.Join(bot.ErrUnavailable, err))
+		return false, fmt.Errorf("record slack %s: %w", kind, bot.Unavailable("the database (Redis)", err))
 	}
 	if !fresh {
 		s.log.Info("slack request seen already (a replay or a retried delivery); acknowledged, not acted on", "kind", kind, "user", slackUser)

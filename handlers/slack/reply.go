@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/slack-go/slack"
 )
@@ -37,6 +38,7 @@ func (s *Surface) responseURLAllowed(u string) bool {
 }
 
 func msgOptions(m msg) []slack.MsgOption {
+	m = fitMessage(m) // Block Kit's limits, in one place (limits.go)
 	opts := []slack.MsgOption{slack.MsgOptionText(m.Text, false)}
 	if len(m.Blocks) > 0 {
 		opts = append(opts, slack.MsgOptionBlocks(m.Blocks...))
@@ -49,6 +51,11 @@ func msgOptions(m msg) []slack.MsgOption {
 func (s *Surface) tell(ctx context.Context, o origin, m msg) {
 	if m.Text == "" && len(m.Blocks) == 0 {
 		return
+	}
+	if ctx.Err() != nil { // the work ran out of time: still say so
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), replyBudget)
+		defer cancel()
 	}
 	var err error
 	switch {
@@ -108,5 +115,8 @@ type ephemeral struct {
 func ephemeralText(text string) *ephemeral {
 	return &ephemeral{ResponseType: slack.ResponseTypeEphemeral, Text: text}
 }
+
+// replyBudget bounds a reply sent after the work it answers ran out of time.
+const replyBudget = 5 * time.Second
 
 const busyText = "pimbot is busy right now; please try again in a moment."

@@ -11,10 +11,6 @@ import (
 	"github.com/slack-go/slack/socketmode"
 )
 
-// socketHandlers bounds how many Socket Mode envelopes are handled at once (a view
-// submission waits for the engine; the rest only queue work).
-const socketHandlers = 8
-
 // SocketMode returns a runner that connects over Socket Mode with client (built from the
 // bot token's client and the app-level token) and feeds the same code as the HTTP
 // transport. It returns when ctx ends, or with an error when Slack refuses the token.
@@ -24,7 +20,11 @@ func (s *Surface) SocketMode(client *socketmode.Client) func(ctx context.Context
 		defer cancel()
 		runErr := make(chan error, 1)
 		go func() { runErr <- client.RunContext(ctx) }()
-		sem := make(chan struct{}, socketHandlers)
+		// Envelopes handled at once (Options.SocketHandlers): a view submission waits for the
+		// engine (up to submitBudget), the rest only queue work, which waits for room only
+		// when the queues' memory budget is spent; then the reading stops, and the
+		// backpressure reaches Slack.
+		sem := make(chan struct{}, s.opt.SocketHandlers)
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		for {

@@ -21,20 +21,22 @@ const Name = "slack"
 
 // Tuning, named so that operators and tests can reason about them.
 const (
-	DefaultWorkers       = 16
-	DefaultQueue         = 1024
-	DefaultMaxBody       = 512 << 10 // bytes of one signed request
-	DefaultIdentityTTL   = time.Hour // Slack user -> directory user
-	DefaultEligibleTTL   = 5 * time.Minute
-	DefaultShutdownGrace = 5 * time.Second
-	taskTimeout          = 20 * time.Second // one queued piece of work
-	fastPathBudget       = 500 * time.Millisecond
-	precheckBudget       = 1500 * time.Millisecond // before views.open, within the 3 s trigger
-	submitBudget         = 2500 * time.Millisecond // view_submission must answer within 3 s
-	apiTimeout           = 10 * time.Second
-	eventDedupeTTL       = time.Hour
-	listLimit            = 20
-	bindingSignin        = "entra_signin"
+	DefaultWorkers        = 64        // slow work: directory, engine, replies
+	DefaultTriggerWorkers = 16        // trigger-bound work: views.open within Slack's 3 s
+	DefaultSocketHandlers = 256       // Socket Mode envelopes handled at once
+	DefaultMaxBody        = 512 << 10 // bytes of one signed request
+	DefaultIdentityTTL    = time.Hour // Slack user -> directory user
+	DefaultEligibleTTL    = 5 * time.Minute
+	DefaultShutdownGrace  = 5 * time.Second
+	taskTimeout           = 20 * time.Second // one queued piece of work
+	admitWait             = 2 * time.Second  // how long an ack waits for room in a full queue
+	fastPathBudget        = 500 * time.Millisecond
+	precheckBudget        = 1500 * time.Millisecond // before views.open, within the 3 s trigger
+	submitBudget          = 2500 * time.Millisecond // view_submission must answer within 3 s
+	apiTimeout            = 10 * time.Second
+	eventDedupeTTL        = time.Hour
+	listLimit             = 20
+	bindingSignin         = "entra_signin"
 )
 
 // Options wire a Surface.
@@ -45,8 +47,13 @@ type Options struct {
 	SigningSecret string // HTTP transport only
 	Logger        *slog.Logger
 
-	Workers       int           // default DefaultWorkers
-	Queue         int           // default DefaultQueue
+	Workers        int // default DefaultWorkers
+	TriggerWorkers int // default DefaultTriggerWorkers
+	SocketHandlers int // default DefaultSocketHandlers
+	// QueueBytes bounds the memory held by work waiting for a worker, per lane (slow work,
+	// trigger-bound work); default an eighth of GOMEMLIMIT if set, else DefaultQueueBytes.
+	QueueBytes    int64
+	TaskTimeout   time.Duration // one piece of slow work; default 20 s
 	MaxBody       int64         // default DefaultMaxBody
 	IdentityTTL   time.Duration // default DefaultIdentityTTL
 	EligibleTTL   time.Duration // default DefaultEligibleTTL
@@ -84,7 +91,8 @@ type Surface struct {
 	secret string
 	log    *slog.Logger
 	opt    Options
-	pool   *pool
+	pool   *pool    // slow work
+	trig   *pool    // trigger-bound work (trigger.go): never behind the slow work
 	homes  homeRuns // App Home redraws queued or running
 	pace   *pacer   // posts and updates per channel
 }
@@ -94,7 +102,11 @@ var _ bot.Notifier = (*Surface)(nil)
 // NewClient builds the Web API client: apiURL may be empty (https://slack.com/api/).
 // Every call has a deadline. extra options come last (e.g. slack.OptionAppLevelToken).
 func NewClient(token, apiURL string, extra ...slack.Option) *slack.Client {
-	opts := []slack.Option{slack.OptionHTTPClient(&http.Client{Timeout: apiTimeout})}
+	// Connections are kept for the workers that call Slack at once: with Go's default of 2
+	// idle connections per host, a burst opened (and handshook) a connection per call.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = DefaultWorkers + DefaultTriggerWorkers + 32
+	opts := []slack.Option{slack.OptionHTTPClient(&http.Client{Timeout: apiTimeout, Transport: tr})}
 	if apiURL != "" {
 		if apiURL[len(apiURL)-1] != '/' {
 			apiURL += "/"
@@ -122,8 +134,15 @@ func New(o Options) (*Surface, error) {
 	if o.Workers <= 0 {
 		o.Workers = DefaultWorkers
 	}
-	if o.Queue <= 0 {
-		o.Queue = DefaultQueue
+	if o.TriggerWorkers <= 0 {
+		o.TriggerWorkers = DefaultTriggerWorkers
+	}
+	if o.SocketHandlers <= 0 {
+		o.SocketHandlers = DefaultSocketHandlers
+	}
+	o.QueueBytes = queueBudget(o.QueueBytes)
+	if o.TaskTimeout <= 0 {
+		o.TaskTimeout = taskTimeout
 	}
 	if o.MaxBody <= 0 {
 		o.MaxBody = DefaultMaxBody
@@ -146,7 +165,7 @@ func New(o Options) (*Surface, error) {
 	return &Surface{
 		api: o.Client, eng: o.Engine, kv: o.KV, secret: o.SigningSecret,
 		log: o.Logger.With("surface", Name), opt: o,
-		pool: newPool(o.Queue, taskTimeout), homes: homeRuns{m: map[string]*homeWant{}},
+		pool: newPool(o.QueueBytes, o.TaskTimeout), trig: newPool(o.QueueBytes, triggerTimeout), homes: homeRuns{m: map[string]*homeWant{}},
 		pace: newPacer(o.ChannelInterval, o.ChannelBurst),
 	}, nil
 }
@@ -156,18 +175,32 @@ func (s *Surface) Name() string { return Name }
 
 // Run runs the workers that do the slow part of Slack requests until ctx ends.
 func (s *Surface) Run(ctx context.Context) error {
-	s.pool.run(ctx, s.opt.Workers, s.opt.ShutdownGrace, func(name string, v any) {
+	onPanic := func(name string, v any) {
 		s.log.Error("slack task panicked", "task", name, "panic", fmt.Sprint(v))
-	})
+	}
+	done := make(chan struct{})
+	go func() { s.trig.run(ctx, s.opt.TriggerWorkers, s.opt.ShutdownGrace, onPanic); close(done) }()
+	s.pool.run(ctx, s.opt.Workers, s.opt.ShutdownGrace, onPanic)
+	<-done
 	return nil
 }
 
-// later queues slow work; false (and a log line) when the queue is full.
+// later queues slow work that carries little data; see laterSized.
 func (s *Surface) later(name string, f func(ctx context.Context)) bool {
-	if s.pool.submit(name, f) {
+	return s.laterSized(name, 0, f)
+}
+
+// laterSized queues slow work that holds about size bytes of data while it waits. A full
+// queue (its memory budget spent) makes it wait up to admitWait for room; false (and a
+// log line) when none came or the surface is stopping.
+func (s *Surface) laterSized(name string, size int64, f func(ctx context.Context)) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), admitWait)
+	defer cancel()
+	if s.pool.submit(ctx, name, size, f) {
 		return true
 	}
-	s.log.Warn("slack work queue full or stopped; dropping", "task", name)
+	n, bytes := s.pool.queued()
+	s.log.Warn("slack work queue out of memory budget or stopped; refusing", "task", name, "queued", n, "queued_bytes", bytes)
 	return false
 }
 

@@ -83,7 +83,7 @@ func activateModal(f activateForm) slack.ModalViewRequest {
 		if x.Description != "" {
 			desc = plain(truncate(x.Description, 75))
 		}
-		o := slack.NewOptionBlockObject(x.Name, plain(truncate(x.Name, 75)), desc)
+		o := slack.NewOptionBlockObject(groupValue(x.Name), plain(truncate(x.Name, 75)), desc)
 		opts = append(opts, o)
 		if x == g {
 			initial = o

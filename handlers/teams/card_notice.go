@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf16"
 
 	"github.com/pimbot/pimbot/bot"
 )
@@ -252,7 +253,7 @@ func StatusCard(v View, rs []*bot.Request, acts map[string][]bot.Action) Card {
 	for i, r := range rs {
 		item := requestItem(v, r, acts[r.ID], fromStatus)
 		b, _ := json.Marshal(item)
-		if size += len(b); size > maxStatusBytes && i > 0 {
+		if size += utf16Len(b); size > maxStatusBytes && i > 0 { // Teams measures in UTF-16
 			body = append(body, label(fmt.Sprintf("…and %d more. Type status and a request id to see one.", len(rs)-i)))
 			break
 		}
@@ -366,4 +367,13 @@ func failLine(r *bot.Request) string {
 		line += " (" + r.LastError + ")"
 	}
 	return line
+}
+
+// utf16Len is the length of UTF-8 text in UTF-16 code units, as Teams measures a message.
+func utf16Len(b []byte) int {
+	n := 0
+	for _, r := range string(b) {
+		n += utf16.RuneLen(r)
+	}
+	return n
 }

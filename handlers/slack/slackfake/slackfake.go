@@ -37,6 +37,10 @@ const (
 	MaxPrivateMetadata = 3000
 	MaxHeaderText      = 150 // header block text (plain_text)
 	MaxBlockID         = 255
+	MaxContextElements = 10  // context block elements
+	MaxOptionText      = 75  // an option's text (plain_text)
+	MaxOptionValue     = 150 // an option's value
+	MaxOptions         = 100 // options of a static select (or option groups)
 	// SlackPostInterval and SlackPostBurst are Slack's posting limit: "1 message per second
 	// per channel", with "short bursts" allowed
 	// (https://api.slack.com/docs/rate-limits#rate-limits__limits-when-posting-messages).
@@ -773,10 +777,24 @@ func checkBlocks(blocks []any, max int) string {
 				}
 			}
 		case "input":
-			if _, ok := m["element"].(map[string]any); !ok {
+			el, ok := m["element"].(map[string]any)
+			if !ok {
 				return "invalid_blocks"
 			}
-		case "context", "divider":
+			if e := checkElement(el); e != "" {
+				return e
+			}
+		case "context":
+			els, _ := m["elements"].([]any)
+			if len(els) == 0 || len(els) > MaxContextElements {
+				return "invalid_blocks"
+			}
+			for _, el := range els {
+				if textLen(el) > MaxSectionText {
+					return "invalid_blocks"
+				}
+			}
+		case "divider":
 		default:
 			return "invalid_blocks"
 		}
@@ -784,7 +802,46 @@ func checkBlocks(blocks []any, max int) string {
 	return ""
 }
 
+// checkOptions applies the limits of options: at most 100, text 75, value 150
+// (https://api.slack.com/reference/block-kit/composition-objects#option).
+func checkOptions(opts []any) string {
+	if len(opts) > MaxOptions {
+		return "invalid_blocks"
+	}
+	for _, o := range opts {
+		om, _ := o.(map[string]any)
+		v, _ := om["value"].(string)
+		if textLen(om["text"]) > MaxOptionText || len([]rune(v)) > MaxOptionValue || textLen(om["description"]) > MaxOptionText {
+			return "invalid_blocks"
+		}
+	}
+	return ""
+}
+
 func checkElement(el map[string]any) string {
+	opts, _ := el["options"].([]any)
+	if e := checkOptions(opts); e != "" {
+		return e
+	}
+	groups, _ := el["option_groups"].([]any)
+	if len(groups) > MaxOptions {
+		return "invalid_blocks"
+	}
+	for _, g := range groups {
+		gm, _ := g.(map[string]any)
+		gopts, _ := gm["options"].([]any)
+		if textLen(gm["label"]) > MaxOptionText {
+			return "invalid_blocks"
+		}
+		if e := checkOptions(gopts); e != "" {
+			return e
+		}
+	}
+	if io, ok := el["initial_option"].(map[string]any); ok {
+		if e := checkOptions([]any{io}); e != "" {
+			return e
+		}
+	}
 	if el["type"] == "button" {
 		v, _ := el["value"].(string)
 		if len(v) > MaxButtonValue || textLen(el["text"]) > 75 {

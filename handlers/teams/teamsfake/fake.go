@@ -19,12 +19,23 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/golang-jwt/jwt/v4"
 )
 
-// MaxMessage is Teams' limit on one activity's size.
+// MaxMessage is Teams' limit on one activity's size, in UTF-16 code units.
 const MaxMessage = 28 << 10
+
+// UTF16Len is the length of UTF-8 text in UTF-16 code units: 1 for each character of the
+// Basic Multilingual Plane (whatever its UTF-8 bytes), 2 for the others (most emoji).
+func UTF16Len(b []byte) int {
+	n := 0
+	for _, r := range string(b) {
+		n += utf16.RuneLen(r)
+	}
+	return n
+}
 
 // Fake is the Bot Framework on loopback.
 type Fake struct {
@@ -318,7 +329,7 @@ func (f *Fake) readActivity(w http.ResponseWriter, r *http.Request) (map[string]
 		connectorError(w, 400, "BadArgument", "cannot read the body")
 		return nil, false
 	}
-	if len(body) > MaxMessage {
+	if UTF16Len(body) > MaxMessage { // Teams measures a message in UTF-16 code units, not bytes
 		connectorError(w, 413, "MessageSizeTooBig", "Message size too big.")
 		return nil, false
 	}
