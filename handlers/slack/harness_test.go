@@ -340,6 +340,11 @@ func (e *env) submissionPayload(user string, view map[string]any, set map[string
 
 func findOption(el map[string]any, value string) any {
 	opts, _ := el["options"].([]any)
+	groups, _ := el["option_groups"].([]any)
+	for _, g := range groups {
+		more, _ := g.(map[string]any)["options"].([]any)
+		opts = append(opts, more...)
+	}
 	for _, o := range opts {
 		if om, _ := o.(map[string]any); om["value"] == value {
 			return om

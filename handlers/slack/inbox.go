@@ -90,6 +90,15 @@ func inboxMessage(in inbox, note string, now time.Time, loc *time.Location) msg 
 		text = fmt.Sprintf("Waiting for your approval (%d), oldest first:", len(in.Requests))
 		blocks = append(blocks, section("*"+text+"*"))
 		blocks = append(blocks, inboxBlocks(in, maxInboxMessage, "Decide these, then `/activate pending` again for the rest.", now, loc)...)
+		// The top-level text is what notifications and screen readers read: the list itself,
+		// not only its title.
+		for i, r := range in.Requests {
+			if i == maxInboxMessage {
+				text += fmt.Sprintf(" …and %d more.", len(in.Requests)-i)
+				break
+			}
+			text += fmt.Sprintf(" %s: %s asks for %s.", r.ID, esc(truncate(r.Requester.Display(), 100)), esc(r.What()))
+		}
 	}
 	if note != "" {
 		text = stripMarks(note) + " " + text

@@ -1,6 +1,7 @@
 package slack
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -92,4 +93,41 @@ directory:
 			t.Fatalf("%s cut an entity: %.300s", c.Method, brokenEntity.FindString(c.Raw))
 		}
 	}
+}
+
+// Someone eligible for more groups than a select holds (100) is offered every one of them,
+// in option groups, and the last one can be chosen and requested.
+func TestForm_OffersEveryEligibleGroupPastAHundred(t *testing.T) {
+	var groups []string
+	for i := range 150 {
+		groups = append(groups, fmt.Sprintf("  - {name: team-%03d, id: g-%03d, eligible: [alice@example.com], require_approval: false, require_justification: false}", i, i))
+	}
+	policy := "settings: {requests_per_minute: 0, max_pending: 0}\ngroups:\n" + strings.Join(groups, "\n") + `
+directory:
+  users:
+    - {email: alice@example.com, name: Alice}
+`
+	e := newEnvPolicy(t, policy)
+	mark := e.fake.Mark()
+	e.command("UALICE", "")
+	var form map[string]any
+	e.pump("the activation form", func() bool {
+		for _, c := range e.fake.Since(mark, "") {
+			if strings.HasPrefix(c.Method, "views.") && c.Error == "" && strings.Contains(c.Raw, `"callback_id":"activate"`) && strings.Contains(c.Raw, "option_groups") {
+				form = openedView(c)
+				return true
+			}
+		}
+		return false
+	})
+	raw, _ := json.Marshal(form)
+	for _, name := range []string{"team-000", "team-099", "team-100", "team-149"} {
+		if !strings.Contains(string(raw), `"text":"`+name+`"`) {
+			t.Fatalf("the form does not offer %s", name)
+		}
+	}
+	if a := e.submitView("UALICE", form, map[string]any{"group": groupValue("team-149")}); !strings.Contains(a.Body, `"response_action":"update"`) {
+		t.Fatalf("choosing team-149: %s", a.Body)
+	}
+	e.pump("the grant of team-149", func() bool { return e.holds("alice@example.com", "g-149", bot.Member) })
 }

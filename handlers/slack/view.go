@@ -65,6 +65,25 @@ type activateForm struct {
 func fieldBlock(field string, g *bot.Group) string { return field + "." + g.Name }
 
 // activateModal is the activation form. It asks only what the selected group's policy needs.
+// Slack's limits for a static select: 100 options, or 100 option groups of 100 options each
+// (https://api.slack.com/reference/block-kit/block-elements#static_select).
+const (
+	maxSelectOptions = 100
+	maxOptionGroups  = 100
+)
+
+// optionGroups splits more than 100 options into groups of 100 (Slack's limit per group),
+// each labelled by its first and last option, so that every eligible group can be chosen.
+func optionGroups(opts []*slack.OptionBlockObject) []*slack.OptionGroupBlockObject {
+	var out []*slack.OptionGroupBlockObject
+	for i := 0; i < len(opts); i += maxSelectOptions {
+		part := opts[i:min(i+maxSelectOptions, len(opts))]
+		label := truncate(part[0].Text.Text, 35) + " … " + truncate(part[len(part)-1].Text.Text, 35)
+		out = append(out, slack.NewOptionGroupBlockElement(plain(label), part...))
+	}
+	return out
+}
+
 func activateModal(f activateForm) slack.ModalViewRequest {
 	if len(f.Groups) == 0 {
 		return infoModal("Activate access", "You are not eligible for any group. Ask your administrators to add you to the policy.")
@@ -76,7 +95,7 @@ func activateModal(f activateForm) slack.ModalViewRequest {
 	opts := make([]*slack.OptionBlockObject, 0, len(f.Groups))
 	var initial *slack.OptionBlockObject
 	for i, x := range f.Groups {
-		if i == 100 { // Slack's limit for a static select
+		if i == maxSelectOptions*maxOptionGroups {
 			break
 		}
 		var desc *slack.TextBlockObject
@@ -89,7 +108,12 @@ func activateModal(f activateForm) slack.ModalViewRequest {
 			initial = o
 		}
 	}
-	sel := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain("Choose a group"), actGroup, opts...)
+	var sel *slack.SelectBlockElement
+	if len(opts) <= maxSelectOptions {
+		sel = slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain("Choose a group"), actGroup, opts...)
+	} else {
+		sel = slack.NewOptionsGroupSelectBlockElement(slack.OptTypeStatic, plain("Choose a group"), actGroup, optionGroups(opts)...)
+	}
 	if initial != nil {
 		sel = sel.WithInitialOption(initial)
 	}
