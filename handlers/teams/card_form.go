@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pimbot/pimbot/bot"
 )
@@ -86,12 +87,21 @@ func FormCard(v View, groups []*bot.Group, f Form, fieldErr *bot.FieldError, top
 	if group == "" && len(groups) == 1 {
 		group = groups[0].Name
 	}
-	choices := make([]any, len(groups))
-	for i, g := range groups {
-		choices[i] = choice(g.Name, g.Name)
+	choices := make([]any, 0, len(groups))
+	size := 0
+	for _, g := range groups {
+		if size += utf8.RuneCountInString(g.Name)*2 + 24; size > maxGroupChoiceUnits { // {"title":…,"value":…}
+			body = append(body, para(fmt.Sprintf("…and %d more groups: ask for one by name (activate <group>), or type groups to list them all.", len(groups)-len(choices))))
+			break
+		}
+		choices = append(choices, choice(g.Name, g.Name))
+	}
+	style := "compact"
+	if len(choices) > maxGroupLines {
+		style = "filtered" // a long list is searched as one types
 	}
 	body = append(body, input("Input.ChoiceSet", "group", "Group", group, map[string]any{
-		"choices": choices, "style": "compact", "isRequired": true, "errorMessage": "Choose a group", "placeholder": "Choose a group"}))
+		"choices": choices, "style": style, "isRequired": true, "errorMessage": "Choose a group", "placeholder": "Choose a group"}))
 	errAt(bot.FieldGroup)
 
 	if accessChoices := accessOf(groups); len(accessChoices) > 1 {
@@ -178,14 +188,27 @@ func choice(text, value string) map[string]any {
 // groupList is one full-width line per group: its name in bold, then its terms, so that a
 // long name wraps with the line at its spaces, never mid-word in a narrow column.
 func groupList(groups []*bot.Group) []any {
-	out := make([]any, 0, len(groups))
-	for _, g := range groups {
+	out := make([]any, 0, min(len(groups), maxGroupLines+1))
+	for i, g := range groups {
+		if i == maxGroupLines {
+			out = append(out, label(fmt.Sprintf("…and %d more; type groups for the terms of each.", len(groups)-i)))
+			break
+		}
 		b := runs(bold(run(g.Name, maxNameLen)), run(": "+groupTerms(g), 600))
 		b["spacing"] = "Small"
 		out = append(out, b)
 	}
 	return out
 }
+
+// The form stays far below Teams' 28 KB card limit however many groups a person may
+// activate: the terms of the first maxGroupLines groups are listed, and the group choices
+// (searchable past maxGroupLines) take at most maxGroupChoiceUnits UTF-16 code units (how
+// Teams counts).
+const (
+	maxGroupLines       = 10
+	maxGroupChoiceUnits = 18 << 10
+)
 
 // readDuration reads s as the chosen group does, or, with no group chosen, as any of the
 // groups does.
