@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -159,7 +158,7 @@ func (e *Engine) canDecide(ctx context.Context, a Actor, r *Request, act Action)
 	}
 	ok, err := e.IsApprover(ctx, a.User, g)
 	if err != nil {
-		return fmt.Errorf("%s: %w", act, errors.Join(ErrUnavailable, err))
+		return fmt.Errorf("%s: %w", act, Unavailable("the directory", err))
 	}
 	return decideRule(act, g, r, decider{approver: ok, requester: r.Requester.ID == a.User.ID, voted: r.ApprovedBy(a.User.ID)})
 }
@@ -194,7 +193,7 @@ func (e *Engine) requireApprover(ctx context.Context, a Actor, r *Request, actio
 	}
 	ok, err := e.IsApprover(ctx, a.User, g)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", action, errors.Join(ErrUnavailable, err))
+		return nil, fmt.Errorf("%s: %w", action, Unavailable("the directory", err))
 	}
 	if !ok {
 		return nil, &PermissionError{Action: action, Reason: "only " + also + approverWords(g) + " may " + action + " it"}
@@ -265,7 +264,7 @@ func (e *Engine) canExtend(ctx context.Context, a Actor, r *Request) error {
 	}
 	eligible, err := e.IsEligible(ctx, a.User, g)
 	if err != nil {
-		return fmt.Errorf("extend: %w", errors.Join(ErrUnavailable, err))
+		return fmt.Errorf("extend: %w", Unavailable("the directory", err))
 	}
 	if !eligible {
 		return fieldErr(FieldGroup, "you are no longer eligible for %s", g.Name)

@@ -24,7 +24,7 @@ import (
 func (e *Engine) Inbox(ctx context.Context, a Actor) ([]*Request, error) {
 	open, err := e.store.OpenRequests(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("inbox: read the open requests: %w", errors.Join(ErrUnavailable, err))
+		return nil, fmt.Errorf("inbox: read the open requests: %w", Unavailable("the database (Redis)", err))
 	}
 	// Only a request of a group this person approves can wait for them. The open key of an
 	// activation names its group (requester|group id|access), as does a review key
@@ -35,7 +35,7 @@ func (e *Engine) Inbox(ctx context.Context, a Actor) ([]*Request, error) {
 	for _, g := range e.pol.Groups {
 		ok, err := e.IsApprover(ctx, a.User, g)
 		if err != nil {
-			return nil, fmt.Errorf("inbox: %w", errors.Join(ErrUnavailable, err))
+			return nil, fmt.Errorf("inbox: %w", Unavailable("the directory", err))
 		}
 		approves[strings.ToLower(g.ID)] = ok
 	}
@@ -57,7 +57,7 @@ func (e *Engine) Inbox(ctx context.Context, a Actor) ([]*Request, error) {
 		case errors.Is(err, ErrNotFound):
 			continue // closed and gone since the keys were read
 		case err != nil:
-			return nil, fmt.Errorf("inbox: load request %s: %w", id, errors.Join(ErrUnavailable, err))
+			return nil, fmt.Errorf("inbox: load request %s: %w", id, Unavailable("the database (Redis)", err))
 		}
 		act := ActApprove
 		switch {

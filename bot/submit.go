@@ -173,7 +173,7 @@ func (e *Engine) Submit(ctx context.Context, a Actor, in SubmitInput) (r *Reques
 	}
 	eligible, err := e.IsEligible(ctx, a.User, g)
 	if err != nil {
-		return nil, fmt.Errorf("submit: %w", errors.Join(ErrUnavailable, err))
+		return nil, fmt.Errorf("submit: %w", Unavailable("the directory", err))
 	}
 	if !eligible {
 		return nil, fieldErr(FieldGroup, "you are not eligible for %s; ask its owners to add you to its policy", g.Name)
