@@ -53,18 +53,22 @@ func (e *Engine) runActivate(ctx context.Context, c Claimed) (bool, error) {
 			if err = e.mayAct(c); err != nil {
 				return false, err
 			}
-			if aerr := e.dir.Add(ctx, r.GroupID, r.Requester.ID, r.Access); aerr != nil {
+			d, note := r.Duration, ""
+			if r.PIM { // Entra ends the assignment at now+d by itself (the second lock)
+				d, note = pimDuration(d)
+			}
+			if aerr := e.grantAdd(ctx, r, now, now.Add(d)); aerr != nil {
 				return e.activateFailed(ctx, c, r, aerr)
 			}
 			a := r.Clone()
-			a.State, a.Grant, a.ActivatedAt, a.EndsAt = StateActive, GrantHeld, now, now.Add(r.Duration)
+			a.State, a.Grant, a.ActivatedAt, a.EndsAt, a.Duration = StateActive, GrantHeld, now, now.Add(d), d
 			a.Failures, a.LastError = 0, ""
 			tx := &Tx{Puts: []Put{{Request: a, Expect: r.Version}},
 				Schedule: []Job{{ID: JobID(JobEnd, r.ID), Kind: JobEnd, RequestID: r.ID, Due: a.EndsAt}}}
 			if rj, ok := remindJob(a, g); ok {
 				tx.Schedule = append(tx.Schedule, rj)
 			}
-			e.emit(tx, Event{Type: EvActivated, Request: a, At: now}, system)
+			e.emit(tx, Event{Type: EvActivated, Request: a, At: now, Detail: note}, system)
 			err = e.commitJob(ctx, c, tx)
 		case r.State.Terminal() && r.ActivatedAt.IsZero():
 			// Canceled (or refused) before activation: undo a possible add of an earlier run.
@@ -72,7 +76,7 @@ func (e *Engine) runActivate(ctx context.Context, c Claimed) (bool, error) {
 				if err = e.mayAct(c); err != nil {
 					return false, err
 				}
-				if rerr := e.dir.Remove(ctx, r.GroupID, r.Requester.ID, r.Access); rerr != nil && !e.notHeldForGood(rerr, r.AddedAt, now) {
+				if rerr := e.grantRemove(ctx, r); rerr != nil && !e.notHeldForGood(rerr, r.AddedAt, now) {
 					return false, e.retryAt(ctx, c, now.Add(e.removeRetryDelay(c.Job.Attempt+1, rerr)), rerr)
 				}
 				x := r.Clone()
@@ -128,6 +132,7 @@ func (e *Engine) prepareAdd(ctx context.Context, c Claimed, r *Request, g *Group
 	}
 	next := r.Clone()
 	next.Grant, next.AddedAt = GrantAdding, e.clock.Now()
+	next.PIM = g.PIM() // the grant is ended the way it is made, whatever the policy says later
 	if clipped > 0 {
 		next.Duration = clipped
 	}
@@ -214,7 +219,7 @@ func (e *Engine) refuseAtStart(ctx context.Context, c Claimed, r *Request, reaso
 		if err := e.mayAct(c); err != nil {
 			return err
 		}
-		if err := e.dir.Remove(ctx, r.GroupID, r.Requester.ID, r.Access); err != nil && !e.notHeldForGood(err, r.AddedAt, now) {
+		if err := e.grantRemove(ctx, r); err != nil && !e.notHeldForGood(err, r.AddedAt, now) {
 			return e.retryAt(ctx, c, now.Add(e.removeRetryDelay(c.Job.Attempt+1, err)), err)
 		}
 		grant = GrantRemoved
@@ -244,8 +249,11 @@ func (e *Engine) notHeldForGood(err error, addedAt, now time.Time) bool {
 // removeRetryDelay is the wait before retrying a removal: short while replication lag may
 // be the cause, the usual backoff otherwise.
 func (e *Engine) removeRetryDelay(attempt int, cause error) time.Duration {
-	if errors.Is(cause, ErrNotHeld) {
+	switch {
+	case errors.Is(cause, ErrNotHeld):
 		return lagRetry(attempt)
+	case errors.Is(cause, ErrPIMTooSoon): // Entra keeps a PIM assignment 5 minutes; try again within a minute
+		return min(Backoff(attempt), time.Minute)
 	}
 	return retryDelay(attempt, cause)
 }

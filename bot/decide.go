@@ -83,7 +83,7 @@ func (e *Engine) checkEnabled(ctx context.Context, a Actor, action string) error
 		case errors.Is(err, ErrNotFound):
 			return &PermissionError{Action: action, Reason: "your account (" + u.Handle() + ") is no longer in the directory"}
 		case err != nil:
-			return fmt.Errorf("%s: look up %s: %w", action, u.Handle(), errors.Join(ErrUnavailable, err))
+			return fmt.Errorf("%s: look up %s: %w", action, u.Handle(), Unavailable("the directory", err))
 		}
 		u.Disabled = fresh.Disabled
 	}
@@ -167,11 +167,16 @@ func (e *Engine) Deactivate(ctx context.Context, a Actor, id string) (*Request, 
 
 // endNow ends the active grant r (a clone of cur) at once: its end job runs now. It is
 // audited now (as op); people hear of it when the removal is done (the ended event).
+// A PIM grant ends at the earliest moment Entra allows (pimEndAt), and the reason says so.
 func (e *Engine) endNow(r, cur *Request, a Actor, reason, op string, now time.Time) *Tx {
-	r.EndsAt, r.EndReason = now, reason
+	at, why := pimEndAt(cur, now)
+	if why != "" {
+		reason += "; " + why
+	}
+	r.EndsAt, r.EndReason = at, reason
 	r.EndedBy = &Decision{By: a.User, At: now, Surface: a.Surface}
 	return &Tx{Puts: []Put{{Request: r, Expect: cur.Version}},
-		Schedule:   []Job{{ID: JobID(JobEnd, r.ID), Kind: JobEnd, RequestID: r.ID, Due: now}},
+		Schedule:   []Job{{ID: JobID(JobEnd, r.ID), Kind: JobEnd, RequestID: r.ID, Due: at}},
 		Unschedule: []string{JobID(JobRemind, r.ID)},
 		Audit: []AuditRecord{{At: now, Type: op, RequestID: r.ID, Group: r.Group, Access: r.Access,
 			Subject: r.Requester.Handle(), Actor: a.User.Handle(), Surface: a.Surface, Detail: r.EndReason}}}
@@ -249,7 +254,9 @@ func (e *Engine) applyExtension(ctx context.Context, tx *Tx, ext *Request, a Act
 	}
 	ext.State, ext.EndedAt = StateApplied, now
 	tx.OpenUnlock = append(tx.OpenUnlock, lockOf(ext))
-	if parent.State != StateActive || parent.Ending() {
+	// A grant already ended early (EndedBy) is not revived: a PIM grant's early end waits up to
+	// 5 minutes for Entra, and an extension approved meanwhile must not undo it.
+	if parent.State != StateActive || parent.Ending() || parent.EndedBy != nil {
 		ext.State, ext.EndReason = StateCanceled, "the grant it extends is no longer active"
 		e.emit(tx, Event{Type: EvCanceled, Request: ext, Parent: parent, At: now, Detail: ext.EndReason}, a)
 		return tx, nil
@@ -262,6 +269,9 @@ func (e *Engine) applyExtension(ctx context.Context, tx *Tx, ext *Request, a Act
 	p.Extensions = append(p.Extensions, ext.ID)
 	tx.Puts = append(tx.Puts, Put{Request: p, Expect: parent.Version})
 	tx.Schedule = append(tx.Schedule, Job{ID: JobID(JobEnd, p.ID), Kind: JobEnd, RequestID: p.ID, Due: p.EndsAt})
+	if p.PIM { // Entra's expiration (the second lock) moves too, in a job of its own
+		tx.Schedule = append(tx.Schedule, pimExtendJob(p, now))
+	}
 	if rj, ok := remindJob(p, g); ok {
 		tx.Schedule = append(tx.Schedule, rj)
 	}

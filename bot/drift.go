@@ -165,7 +165,7 @@ func (rc *Reconciler) Once(ctx context.Context) ([]Drift, error) {
 				continue
 			}
 			for _, h := range holders {
-				if !rc.granted(ctx, open, h.ID, g.ID, a) {
+				if !rc.granted(ctx, open, h.ID, g.ID, a) && !rc.pimAssigned(ctx, g, a, h) {
 					cands = append(cands, candidate{g, a, h})
 				}
 			}
@@ -190,7 +190,8 @@ func (rc *Reconciler) Once(ctx context.Context) ([]Drift, error) {
 		d := Drift{Group: cd.g, Access: cd.a, User: cd.u}
 		key := "drift:" + cd.g.ID + "|" + string(cd.a) + "|" + cd.u.ID
 		typ := EvDrift
-		if cd.g.StandingAccess == "remove" && c.Directory != nil {
+		// A PIM group is never changed with $ref: its standing holders are reported only.
+		if cd.g.StandingAccess == "remove" && c.Directory != nil && !cd.g.PIM() {
 			if ok, err := rc.claim(ctx, key+"|act", c.Interval/2); err != nil || !ok {
 				errs = append(errs, err)
 				found = append(found, d) // another replica is handling it

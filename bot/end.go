@@ -46,7 +46,12 @@ func (e *Engine) runEnd(ctx context.Context, c Claimed) (bool, error) {
 		if err := e.mayAct(c); err != nil {
 			return false, err
 		}
-		if err := e.dir.Remove(ctx, r.GroupID, r.Requester.ID, r.Access); err != nil && !e.notHeldForGood(err, r.addedAt(), now) {
+		if err := e.grantRemove(ctx, r); err != nil && !e.notHeldForGood(err, r.addedAt(), now) {
+			if r.PIM && errors.Is(err, ErrPIMTooSoon) {
+				// Entra keeps a PIM assignment 5 minutes (its clock may run ahead of ours):
+				// remove it at the earliest moment it allows, without alerting anyone.
+				return false, e.retryAt(ctx, c, later(r.pimEarliestEnd(), now.Add(lagRetry(c.Job.Attempt+1))), err)
+			}
 			if errors.Is(err, ErrNotHeld) {
 				// Within minutes of the add a "not a member" may come from a lagging replica:
 				// try again shortly, without alerting anyone yet.

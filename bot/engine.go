@@ -115,7 +115,7 @@ func (e *Engine) mapCommitErr(op string, err error) error {
 	case errors.As(err, &de), errors.As(err, &le), errors.Is(err, ErrConflict):
 		return err
 	}
-	return fmt.Errorf("%s: %w", op, errors.Join(ErrUnavailable, err))
+	return fmt.Errorf("%s: %w", op, Unavailable("the database (Redis)", err))
 }
 
 // emit adds the notify jobs and the audit record of an event to tx.
@@ -161,6 +161,9 @@ func auditDetail(ev Event) string {
 	case EvApprovalAdded, EvApproved:
 		return fmt.Sprintf("%d of %d approvals", len(r.Approvals), r.ApprovalsRequired)
 	case EvActivated:
+		if ev.Detail != "" { // PIM rounded the duration up
+			return "until " + r.EndsAt.UTC().Format(time.RFC3339) + "; " + ev.Detail
+		}
 		return "until " + r.EndsAt.UTC().Format(time.RFC3339)
 	}
 	return ev.Detail
@@ -177,7 +180,7 @@ func (e *Engine) load(ctx context.Context, id string) (*Request, error) {
 		if errors.Is(err, ErrNotFound) {
 			return nil, fmt.Errorf("request %s: %w", id, ErrNotFound)
 		}
-		return nil, fmt.Errorf("load request %s: %w", id, errors.Join(ErrUnavailable, err))
+		return nil, fmt.Errorf("load request %s: %w", id, Unavailable("the database (Redis)", err))
 	}
 	return r, nil
 }
@@ -234,7 +237,7 @@ func (e *Engine) Get(ctx context.Context, a Actor, id string) (*Request, error) 
 	}
 	ok, err := e.IsApprover(ctx, a.User, g)
 	if err != nil {
-		return nil, fmt.Errorf("view: %w", errors.Join(ErrUnavailable, err))
+		return nil, fmt.Errorf("view: %w", Unavailable("the directory", err))
 	}
 	if !ok {
 		return nil, &PermissionError{Action: "view", Reason: "it belongs to someone else"}
@@ -249,7 +252,7 @@ func (e *Engine) List(ctx context.Context, a Actor, limit int) ([]*Request, erro
 	}
 	rs, err := e.store.ListByUser(ctx, a.User.ID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("list: %w", errors.Join(ErrUnavailable, err))
+		return nil, fmt.Errorf("list: %w", Unavailable("the database (Redis)", err))
 	}
 	return rs, nil
 }

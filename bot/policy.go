@@ -29,6 +29,7 @@ type Group struct {
 	ReminderBefore       time.Duration
 	ApprovalChannel      map[string]string // surface -> channel id
 	StandingAccess       string            // ignore | report | remove
+	Mode                 string            // direct ($ref membership) | pim (PIM for Groups assignments with an expiration)
 	AutoApprove          *AutoApprove      // approval for whoever is on call; nil: none
 	Line                 int               // where the group starts in the file
 }

@@ -167,6 +167,9 @@ type Request struct {
 
 	Grant   GrantState `json:"grant,omitempty"`    // what the directory holds
 	AddedAt time.Time  `json:"added_at,omitempty"` // when the add was first asked for (replication lag is counted from it)
+	// PIM is set with the intent to add when the grant is made through PIM for Groups (the
+	// group's mode: pim): it is then ended through PIM too, whatever the policy says later.
+	PIM bool `json:"pim,omitempty"`
 
 	// AutoApproval is set when the on-call rule (auto_approve) approved the request instead
 	// of a person; OnCallNote says why a request of such a group went to the approvers.

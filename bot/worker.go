@@ -374,6 +374,8 @@ func (e *Engine) runJob(ctx context.Context, c Claimed) (ack bool, err error) {
 		return e.runMFAPoll(ctx, c)
 	case JobReview:
 		return e.runReview(ctx, c)
+	case JobPIMExtend:
+		return e.runPIMExtend(ctx, c)
 	}
 	return true, fmt.Errorf("unknown job kind %q", j.Kind)
 }

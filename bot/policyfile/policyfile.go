@@ -49,7 +49,7 @@ var groupKeys = []string{
 	"access", "eligible", "require_approval", "approvers", "approvals_required",
 	"allow_self_approval", "require_justification", "require_ticket", "require_mfa", "mfa_flow",
 	"min_duration", "default_duration", "max_duration", "pending_timeout", "reminder_before",
-	"approval_channel", "standing_access",
+	"approval_channel", "standing_access", "mode",
 }
 
 // builtinDefaults are what a group gets when neither it nor defaults: says otherwise.
@@ -65,6 +65,7 @@ func builtinDefaults() bot.Group {
 		PendingTimeout:       24 * time.Hour,
 		ReminderBefore:       10 * time.Minute,
 		StandingAccess:       "report",
+		Mode:                 bot.ModeDirect,
 		MFAFlow:              "auth_code",
 		ApprovalChannel:      map[string]string{},
 	}
@@ -140,6 +141,16 @@ func (p *parser) applyGroupKeys(g *bot.Group, f map[string]*yaml.Node, path stri
 					g.StandingAccess = s
 				default:
 					err = p.errf(n, field, "%q is not allowed; use ignore, report or remove", s)
+				}
+			}
+		case "mode":
+			var s string
+			if s, err = p.str(n, field); err == nil {
+				switch s {
+				case bot.ModeDirect, bot.ModePIM:
+					g.Mode = s
+				default:
+					err = p.errf(n, field, "%q is not allowed; use direct ($ref membership) or pim (PIM for Groups: Entra itself ends the access)", s)
 				}
 			}
 		case "approval_channel":

@@ -59,6 +59,7 @@ func TestPolicy_BadFilesNameFileLineAndField(t *testing.T) {
 		{"nobody eligible", "groups:\n  - name: g\n    id: g1\n    require_approval: false\n", "eligible: nobody is eligible"},
 		{"name with spaces", "groups:\n  - name: my group\n    id: g1\n    eligible: [a]\n    require_approval: false\n", "a group name is one word"},
 		{"standing access", base + "    standing_access: shout\n", `standing_access: "shout" is not allowed; use ignore, report or remove`},
+		{"mode", base + "    mode: entra\n", `mode: "entra" is not allowed; use direct ($ref membership) or pim`},
 		{"not yaml", "groups: [\n", "bad.yaml: not valid YAML"},
 		{"empty", "", "the file is empty"},
 		{"no groups", "settings: {retention: 48h}\n", "groups: at least one group is needed"},
@@ -129,5 +130,19 @@ func TestPolicy_AuditChannelPerSurfaceIsOptional(t *testing.T) {
 	}
 	if len(p.Settings.AuditChannel) != 0 {
 		t.Fatalf("no audit_channel set, yet: %v", p.Settings.AuditChannel)
+	}
+}
+
+// mode: pim per group, inherited from defaults; direct when nobody says.
+func TestPolicy_Mode(t *testing.T) {
+	pol, err := policyfile.Parse("p.yaml", []byte("defaults: {mode: pim}\ngroups:\n  - {name: a, id: g1, eligible: [x], require_approval: false}\n  - {name: b, id: g2, eligible: [x], require_approval: false, mode: direct}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := pol.Group("a"); !a.PIM() {
+		t.Errorf("a: mode %q, want pim from defaults", a.Mode)
+	}
+	if b, _ := pol.Group("b"); b.PIM() || b.Mode != "direct" {
+		t.Errorf("b: mode %q, want direct", b.Mode)
 	}
 }

@@ -112,6 +112,10 @@ func newApp(ctx context.Context, getenv func(string) string, logw io.Writer) (*a
 		a.Close()
 		return nil, err
 	}
+	if err := bot.CheckModes(a.pol, a.dir); err != nil { // a pim group needs a directory that can assign through PIM
+		a.Close()
+		return nil, err
+	}
 	client := func(service string) *http.Client { return a.httpClient(service, 10*time.Second) }
 	if a.oncall, err = onCallProviders(getenv, a.pol, client, a.log); err != nil {
 		a.Close()

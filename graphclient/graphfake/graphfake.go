@@ -99,6 +99,7 @@ type Server struct {
 	mintedWids map[string][]string
 	addedAt    map[string]time.Time // group|rel|user -> when the $ref was added (for lag)
 	lag        time.Duration
+	pim        pimState // PIM for Groups assignments (pim.go)
 
 	inFlight, peak atomic.Int64
 	seq            atomic.Int64
@@ -213,6 +214,7 @@ func (s *Server) Fault(f func(r *http.Request) (status int, retryAfter string)) 
 func (s *Server) Holds(groupID, userID string, owner bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expirePIM() // Entra ends PIM assignments at their expiration by itself
 	g := s.groups[strings.ToLower(groupID)]
 	if g == nil {
 		return false
@@ -441,7 +443,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte, bod
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expirePIM()
 	switch {
+	case len(parts) >= 4 && parts[0] == "identitygovernance" && parts[1] == "privilegedaccess" && parts[2] == "group":
+		s.pimHandle(w, r, parts, body, need)
 	case r.Method == "POST" && len(parts) == 4 && parts[0] == "groups" && parts[3] == "$ref" && (parts[2] == "members" || parts[2] == "owners"):
 		g := s.groups[parts[1]]
 		perms := [][]string{writeMember}
