@@ -380,54 +380,6 @@ func (e *Engine) runJob(ctx context.Context, c Claimed) (ack bool, err error) {
 	return true, fmt.Errorf("unknown job kind %q", j.Kind)
 }
 
-// runNotify delivers one event to one surface (bot/delivery.go says how errors are read).
-// It runs only once the notifications of the request's earlier versions for that surface
-// are done, so each person hears of a request's events in order. A notification that
-// matters (NotifyMatters) is retried until delivered or over (notifyOver), waiting the
-// platform's Retry-After when it gives one; the rest keep the budget of NotifyAttempts. A
-// permanent refusal stops the job and tells someone (undelivered).
-func (e *Engine) runNotify(ctx context.Context, c Claimed) (bool, error) {
-	j := c.Job
-	n, ok := e.notifiers[j.Notifier]
-	if !ok || j.Event == nil {
-		return true, nil // a surface that is no longer configured
-	}
-	if err := e.mayAct(c); err != nil {
-		return false, err
-	}
-	if at, err := e.notifyBehind(ctx, c); err != nil {
-		e.log.Warn("could not check the order of notifications; delivering anyway", "request_id", j.RequestID, "event", j.Event.Type, "err", err)
-	} else if !at.IsZero() {
-		if err := e.holdBack(ctx, c, at); err != nil {
-			return false, fmt.Errorf("notify %s of %s: hold back behind an earlier notification: %w", j.Notifier, j.Event.Type, err)
-		}
-		return false, nil
-	}
-	err := n.Notify(ctx, *j.Event)
-	if err == nil {
-		return true, nil
-	}
-	err = fmt.Errorf("notify %s of %s: %w", j.Notifier, j.Event.Type, err)
-	if permanentOnly(err) {
-		e.undelivered(ctx, c, "the platform refused it for good", err)
-		return true, nil
-	}
-	if errors.Is(err, ErrUndeliverable) {
-		// Part of it can never be delivered (the surface marked that part done); the rest
-		// is retried.
-		e.undelivered(ctx, c, "the platform refused part of it for good", err)
-	}
-	if !NotifyMatters(j.Event.Type) {
-		if j.Attempt+1 >= NotifyAttempts {
-			return true, fmt.Errorf("giving up after %d attempts: %w", NotifyAttempts, err)
-		}
-	} else if why := e.notifyGiveUp(ctx, j); why != "" {
-		e.undelivered(ctx, c, "no longer worth retrying: "+why, err)
-		return true, nil
-	}
-	return false, e.retryAt(ctx, c, e.clock.Now().Add(notifyRetryDelay(j.Attempt+1, err)), err)
-}
-
 // notifyGiveUp says why a notification that matters and failed is no longer worth retrying
 // ("" to retry it).
 func (e *Engine) notifyGiveUp(ctx context.Context, j Job) string {

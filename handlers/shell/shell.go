@@ -475,27 +475,6 @@ func (s *Shell) result(r *bot.Request, err error, verb string) {
 	s.printf("Request %s %s.\n", r.ID, verb)
 }
 
-func (s *Shell) wait(ctx context.Context, arg string) {
-	d, err := bot.ParseDuration(arg)
-	if err != nil || d <= 0 || d > 10*time.Minute {
-		s.printf("Usage: wait <duration>, up to 10m (e.g. wait 65s)\n")
-		return
-	}
-	deadline := time.Now().Add(d)
-	s.waiting.Store(true)
-	defer s.waiting.Store(false)
-	s.work.Unlock() // let the ticker run jobs while we wait
-	defer s.work.Lock()
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	case <-s.intr:
-		s.printf("Stopped waiting.\n")
-	}
-}
-
 func truncate(s string, n int) string {
 	if r := []rune(s); len(r) > n {
 		return string(r[:n]) + "…"
