@@ -205,10 +205,12 @@ func (r *Request) Clone() *Request {
 	return &c
 }
 
-// Ending reports whether an active grant is being removed (expired or deactivated): it can
-// no longer be extended or deactivated.
+// Ending reports whether an active grant is being removed: someone ended it early (EndedBy;
+// its end job is due now, or at the earliest moment PIM allows) or its removal is under way
+// (GrantRemoving). It can no longer be extended or deactivated. Both are typed fields: the
+// free-text EndReason only says why, for people.
 func (r *Request) Ending() bool {
-	return r.State == StateActive && (r.EndReason != "" || r.Grant == GrantRemoving)
+	return r.State == StateActive && (r.EndedBy != nil || r.Grant == GrantRemoving)
 }
 
 // ApprovedBy reports whether userID already approved.

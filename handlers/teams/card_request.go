@@ -136,7 +136,7 @@ func approvalStatus(v View, r *bot.Request, g *bot.Group) standing {
 		if r.AutoApproval != nil && len(r.Approvals) == 0 {
 			approved = "Approved automatically by " + r.AutoApproval.Words() + ". "
 		}
-		if r.EndReason != "" {
+		if r.Ending() {
 			return standing{"Ending", approved + "Being removed (" + r.EndReason + ")." + reviewWords(r), toneWarning}
 		}
 		return standing{"Active", approved + "Active until " + v.time(r.EndsAt) + "." + reviewWords(r), toneGood}
