@@ -15,6 +15,7 @@ var auditLabels = map[string]string{
 	EvCanceled: "canceled", EvTimedOut: "timed out", EvActivated: "activated", EvEnded: "ended",
 	EvExtended: "extended", EvReviewed: "reviewed", EvFailed: "FAILED", EvRemovalFailing: "REMOVAL FAILING",
 	EvDrift: "DRIFT reported", EvDriftRemoved: "DRIFT removed", EvDriftRemoveFailed: "DRIFT removal failed",
+	EvDriftElsewhere: "managed elsewhere",
 	EvDeadLetter: "DEAD LETTER", EvUndelivered: "UNDELIVERED", EvBound: "BOUND", EvBindRefused: "BINDING REFUSED", EvUnbound: "UNBOUND",
 }
 
@@ -96,6 +97,8 @@ func AuditLine(ev Event, loc *time.Location) (line string, ok bool) {
 		if ev.Detail != "" {
 			add("%s", text(ev.Detail))
 		}
+	case EvDriftElsewhere:
+		add("held through an active PIM assignment, not a pimbot grant; left alone")
 	case EvDrift, EvDriftRemoved:
 		add("without a pimbot grant")
 	case EvDriftRemoveFailed:

@@ -15,11 +15,12 @@ const (
 	EvDrift             = "drift"               // someone holds access without a grant (standing_access: report)
 	EvDriftRemoved      = "drift_removed"       // … and was removed (standing_access: remove)
 	EvDriftRemoveFailed = "drift_remove_failed" // … and removing them failed; tried again next round
+	EvDriftElsewhere    = "drift_elsewhere"     // someone holds a direct group's access through PIM: managed elsewhere, left alone
 )
 
 // IsDrift reports whether an event is a drift finding rather than a step of a request.
 func IsDrift(typ string) bool {
-	return typ == EvDrift || typ == EvDriftRemoved || typ == EvDriftRemoveFailed
+	return typ == EvDrift || typ == EvDriftRemoved || typ == EvDriftRemoveFailed || typ == EvDriftElsewhere
 }
 
 // Drift tuning.
@@ -35,9 +36,12 @@ type Drift struct {
 	Group    *Group
 	Access   Access
 	User     User
-	Reported bool  // audited and announced this round (false: already reported recently, or by another replica)
-	Removed  bool  // standing_access: remove, and the removal succeeded
-	Err      error // the removal failed
+	Reported bool // audited and announced this round (false: already reported recently, or by another replica)
+	// Elsewhere names who else manages this access ("PIM": the holder has an active PIM for
+	// Groups assignment of a direct group): reported as managed elsewhere, never removed.
+	Elsewhere string
+	Removed   bool  // standing_access: remove, and the removal succeeded
+	Err       error // the removal failed
 }
 
 // ReconcilerConfig wires a Reconciler. Policy, Store and Lister are required.
@@ -190,8 +194,17 @@ func (rc *Reconciler) Once(ctx context.Context) ([]Drift, error) {
 		d := Drift{Group: cd.g, Access: cd.a, User: cd.u}
 		key := "drift:" + cd.g.ID + "|" + string(cd.a) + "|" + cd.u.ID
 		typ := EvDrift
-		// A PIM group is never changed with $ref: its standing holders are reported only.
-		if cd.g.StandingAccess == "remove" && c.Directory != nil && !cd.g.PIM() {
+		elsewhere, sure := rc.managedElsewhere(ctx, cd)
+		if !sure {
+			continue // cannot tell whether PIM manages it: neither report nor remove this round
+		}
+		if d.Elsewhere = elsewhere; elsewhere != "" {
+			key += "|elsewhere"
+			typ = EvDriftElsewhere
+		}
+		// A PIM group is never changed with $ref: its standing holders are reported only; nor
+		// is access that PIM manages in a direct group.
+		if cd.g.StandingAccess == "remove" && c.Directory != nil && !cd.g.PIM() && d.Elsewhere == "" {
 			if ok, err := rc.claim(ctx, key+"|act", c.Interval/2); err != nil || !ok {
 				errs = append(errs, err)
 				found = append(found, d) // another replica is handling it
@@ -243,12 +256,15 @@ func (rc *Reconciler) record(tx *Tx, d Drift, typ string, now time.Time) {
 	g, u := d.Group, d.User
 	detail := fmt.Sprintf("%s holds %s of %s without an active grant (standing_access: %s)", u.Handle(), d.Access, g.Name, g.StandingAccess)
 	switch {
+	case d.Elsewhere != "":
+		detail = fmt.Sprintf("%s holds %s of %s through an active %s assignment: managed elsewhere (%s), not standing access; pimbot leaves it alone (standing_access: %s)",
+			u.Handle(), d.Access, g.Name, d.Elsewhere, d.Elsewhere, g.StandingAccess)
 	case d.Removed:
 		detail = fmt.Sprintf("%s held %s of %s without an active grant and was removed (standing_access: remove)", u.Handle(), d.Access, g.Name)
 	case d.Err != nil:
 		detail += "; removing them failed, trying again next round: " + d.Err.Error()
 	}
-	rc.c.Logger.Warn("drift: access without a grant", "group", g.Name, "access", d.Access, "user", u.Handle(), "standing_access", g.StandingAccess, "removed", d.Removed)
+	rc.c.Logger.Warn("drift: access without a grant", "elsewhere", d.Elsewhere, "group", g.Name, "access", d.Access, "user", u.Handle(), "standing_access", g.StandingAccess, "removed", d.Removed)
 	tx.Audit = append(tx.Audit, AuditRecord{At: now, Type: typ, Group: g.Name, Access: d.Access,
 		Subject: u.Handle(), Actor: "pimbot", Surface: "reconciler", Detail: detail})
 	snap := &Request{ID: eventID("drift", now, g.ID, string(d.Access), u.ID, typ), Kind: KindActivate, Group: g.Name, GroupID: g.ID, Access: d.Access, Requester: u, CreatedAt: now}
@@ -268,6 +284,32 @@ func (rc *Reconciler) granted(ctx context.Context, open map[string]string, userI
 		return !errors.Is(err, ErrNotFound)
 	}
 	return r.State == StateActive || r.State == StateScheduled
+}
+
+// managedElsewhere tells whether a holder of a direct group's access holds it through an active
+// PIM for Groups assignment, read with the Scheduler port of the lister or the directory:
+// "PIM" if so, "" if not (or when the directory cannot tell, or may not read PIM: it answers
+// ErrForbidden to a tenant without PIM for Groups or without the permission, where drift stays
+// as it was). sure is false when the read failed otherwise: do nothing on a doubt.
+func (rc *Reconciler) managedElsewhere(ctx context.Context, cd candidate) (elsewhere string, sure bool) {
+	if cd.g.PIM() {
+		return "", true // pimAssigned already left its PIM holders out
+	}
+	s, ok := rc.c.Lister.(Scheduler)
+	if !ok {
+		if s, ok = rc.c.Directory.(Scheduler); !ok {
+			return "", true
+		}
+	}
+	assigned, err := s.Assigned(ctx, cd.g.ID, cd.u.ID, cd.a)
+	switch {
+	case err == nil && assigned:
+		return "PIM", true
+	case err == nil, errors.Is(err, ErrForbidden):
+		return "", true
+	}
+	rc.c.Logger.Warn("drift: cannot read the PIM assignments of a holder; not reporting them this round", "group", cd.g.Name, "user", cd.u.Handle(), "err", err)
+	return "", false
 }
 
 // endedRecently reports a grant of this access that ended within Grace: its removal may

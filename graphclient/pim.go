@@ -97,6 +97,10 @@ func (d *Directory) scheduleRequest(ctx context.Context, action models.ScheduleR
 			ge.kind = bot.ErrPIMTooSoon
 		case codeDoesntExist:
 			ge.kind = bot.ErrNotHeld
+		case codePolicyFailed:
+			// A rule of the group's PIM policy (maximum duration, MFA, ticket): retrying
+			// does not help; `pimbot check` explains the conflict.
+			ge.kind = bot.ErrForbidden
 		case codeExists:
 			if action == models.ADMINASSIGN_SCHEDULEREQUESTACTIONS {
 				return nil // assigned already: a retried activation

@@ -447,6 +447,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte, bod
 	switch {
 	case len(parts) >= 4 && parts[0] == "identitygovernance" && parts[1] == "privilegedaccess" && parts[2] == "group":
 		s.pimHandle(w, r, parts, body, need)
+	case r.Method == "GET" && len(parts) == 2 && parts[0] == "policies" && parts[1] == "rolemanagementpolicyassignments":
+		if need(pimPolicyRead) {
+			s.pimPolicies(w, r)
+		}
 	case r.Method == "POST" && len(parts) == 4 && parts[0] == "groups" && parts[3] == "$ref" && (parts[2] == "members" || parts[2] == "owners"):
 		g := s.groups[parts[1]]
 		perms := [][]string{writeMember}

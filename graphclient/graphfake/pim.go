@@ -60,6 +60,7 @@ type pimState struct {
 	onboarded    map[string]bool
 	requests     []map[string]any // every schedule request body, as sent
 	provisioning time.Duration
+	policies     map[string]PIMPolicy // group|access (pimpolicy.go)
 }
 
 // SetClock makes the fake's PIM clock f (tests move it); nil is the wall clock.
@@ -269,6 +270,10 @@ func (s *Server) pimRequest(w http.ResponseWriter, r *http.Request, raw []byte) 
 			tooShort(s, w)
 			return
 		}
+		if rule := s.policyRefusal(gid, req.AccessID, start, end, req.Justification); rule != "" {
+			policyFailed(s, w, rule)
+			return
+		}
 		a := &Assignment{ID: fmt.Sprintf("%s_%s_%d", gid, req.AccessID, s.seq.Add(1)), GroupID: gid, PrincipalID: uid, AccessID: req.AccessID,
 			Start: start, End: end, Created: now, Justification: req.Justification}
 		s.pim.assignments[key] = a
@@ -292,6 +297,10 @@ func (s *Server) pimRequest(w http.ResponseWriter, r *http.Request, raw []byte) 
 		}
 		if !end.IsZero() && end.Sub(cur.Start) < PIMMinimum {
 			tooShort(s, w)
+			return
+		}
+		if rule := s.policyRefusal(gid, req.AccessID, cur.Start, end, req.Justification); rule != "" {
+			policyFailed(s, w, rule)
 			return
 		}
 		cur.End = end

@@ -143,7 +143,7 @@ func (s *Shell) notify(ctx context.Context, ev bot.Event, b *strings.Builder) {
 			line += " Type: " + h
 		}
 		toApp("%s", line)
-	case bot.EvDrift, bot.EvDriftRemoved, bot.EvDriftRemoveFailed:
+	case bot.EvDrift, bot.EvDriftRemoved, bot.EvDriftRemoveFailed, bot.EvDriftElsewhere:
 		// Access found without a grant concerns no request: only the approvers hear of it.
 		toApp("DRIFT: %s", printable(ev.Detail))
 	case bot.EvDeadLetter:

@@ -1,6 +1,7 @@
 package slack
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -137,4 +138,24 @@ func okPosts(calls []slackfake.Call) []string {
 		}
 	}
 	return out
+}
+
+// Access that PIM manages in a direct group is not called access without a grant, and
+// nobody is told to remove it.
+func TestDrift_ManagedElsewhereIsSaidSo(t *testing.T) {
+	ev := bot.Event{Type: bot.EvDriftElsewhere, Request: &bot.Request{Group: "prod-db-admins", Access: bot.Member,
+		Requester: bot.User{ID: "u1", Email: "bob@example.com", Name: "Bob"}}}
+	m := driftMessage(ev)
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	if !strings.Contains(got, "Managed elsewhere") || !strings.Contains(got, "active PIM assignment") ||
+		strings.Contains(got, "without a grant") || strings.Contains(got, "Remove it") {
+		t.Fatalf("the managed-elsewhere finding reads:\n%s", got)
+	}
+	if line, ok := bot.AuditLine(ev, nil); !ok || !strings.Contains(line, "managed elsewhere") || strings.Contains(line, "without a pimbot grant") {
+		t.Fatalf("audit line %q (ok %v)", line, ok)
+	}
 }

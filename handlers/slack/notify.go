@@ -132,6 +132,8 @@ func driftMessage(ev bot.Event) msg {
 	what := fmt.Sprintf("%s of *%s*", r.Access, esc(r.Group))
 	var text string
 	switch ev.Type {
+	case bot.EvDriftElsewhere:
+		text = fmt.Sprintf(":information_source: *Managed elsewhere*: %s is %s through an active PIM assignment, not a pimbot grant — left alone.", holder, what)
 	case bot.EvDriftRemoved:
 		text = fmt.Sprintf(":broom: *Access without a grant*: %s was %s without a pimbot grant — removed.", holder, what)
 	case bot.EvDriftRemoveFailed:

@@ -176,6 +176,9 @@ func DriftCard(v View, ev bot.Event) Card {
 	}
 	n := notice{Label: "Reported", Tone: toneWarning, Title: "Access without a grant"}
 	switch ev.Type {
+	case bot.EvDriftElsewhere:
+		n.Label, n.Tone, n.Title = "Managed elsewhere", toneDefault, "Access managed elsewhere"
+		n.Lines = []string{fmt.Sprintf("%s is %s of %s through an active PIM assignment, not a pimbot grant — left alone.", holder, r.Access, r.Group)}
 	case bot.EvDriftRemoved:
 		n.Label = "Removed"
 		n.Lines = []string{fmt.Sprintf("%s was %s of %s without a pimbot grant — removed.", holder, r.Access, r.Group)}
