@@ -16,7 +16,7 @@ var auditLabels = map[string]string{
 	EvExtended: "extended", EvReviewed: "reviewed", EvFailed: "FAILED", EvRemovalFailing: "REMOVAL FAILING",
 	EvDrift: "DRIFT reported", EvDriftRemoved: "DRIFT removed", EvDriftRemoveFailed: "DRIFT removal failed",
 	EvDriftElsewhere: "managed elsewhere",
-	EvDeadLetter: "DEAD LETTER", EvUndelivered: "UNDELIVERED", EvBound: "BOUND", EvBindRefused: "BINDING REFUSED", EvUnbound: "UNBOUND",
+	EvDeadLetter:     "DEAD LETTER", EvUndelivered: "UNDELIVERED", EvBound: "BOUND", EvBindRefused: "BINDING REFUSED", EvUnbound: "UNBOUND",
 }
 
 // auditTextMax bounds each free-text part of an audit line (reasons, errors).
