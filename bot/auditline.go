@@ -14,9 +14,8 @@ var auditLabels = map[string]string{
 	EvSubmitted: "submitted", EvApprovalAdded: "approval", EvApproved: "approved", EvDenied: "denied",
 	EvCanceled: "canceled", EvTimedOut: "timed out", EvActivated: "activated", EvEnded: "ended",
 	EvExtended: "extended", EvReviewed: "reviewed", EvFailed: "FAILED", EvRemovalFailing: "REMOVAL FAILING",
-	EvDrift: "DRIFT reported", EvDriftRemoved: "DRIFT removed", EvDriftRemoveFailed: "DRIFT removal failed",
-	EvDriftElsewhere: "managed elsewhere",
-	EvDeadLetter:     "DEAD LETTER", EvUndelivered: "UNDELIVERED", EvBound: "BOUND", EvBindRefused: "BINDING REFUSED", EvUnbound: "UNBOUND",
+	EvDrift: "DRIFT reported", EvDriftRemoved: "DRIFT removed", EvDriftRemoveFailed: "DRIFT removal failed", EvDriftElsewhere: "managed elsewhere",
+	EvDeadLetter: "DEAD LETTER", EvUndelivered: "UNDELIVERED", EvBound: "BOUND", EvBindRefused: "BINDING REFUSED", EvUnbound: "UNBOUND",
 }
 
 // auditTextMax bounds each free-text part of an audit line (reasons, errors).
