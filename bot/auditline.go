@@ -97,7 +97,7 @@ func AuditLine(ev Event, loc *time.Location) (line string, ok bool) {
 			add("%s", text(ev.Detail))
 		}
 	case EvDriftElsewhere:
-		add("held through an active PIM assignment, not a pimbot grant; left alone")
+		add("held through %s, not a pimbot grant; left alone", text(ManagedByWords(ev)))
 	case EvDrift, EvDriftRemoved:
 		add("without a pimbot grant")
 	case EvDriftRemoveFailed:
@@ -176,4 +176,17 @@ func oneLine(s string, n int) string {
 		return r
 	}, strings.ToValidUTF8(s, "�"))
 	return truncate(strings.TrimSpace(s), n)
+}
+
+// ManagedByWords names, for people, what grants an access found managed elsewhere (an
+// EvDriftElsewhere finding): "an active PIM assignment", "the access package \"Prod on-call\"".
+func ManagedByWords(ev Event) string {
+	switch m := ev.ManagedBy; {
+	case m == "", m == "PIM":
+		return "an active PIM assignment"
+	case strings.HasPrefix(m, "access package"):
+		return "the " + m
+	default:
+		return m
+	}
 }

@@ -15,7 +15,7 @@ const (
 	EvDrift             = "drift"               // someone holds access without a grant (standing_access: report)
 	EvDriftRemoved      = "drift_removed"       // … and was removed (standing_access: remove)
 	EvDriftRemoveFailed = "drift_remove_failed" // … and removing them failed; tried again next round
-	EvDriftElsewhere    = "drift_elsewhere"     // someone holds a direct group's access through PIM: managed elsewhere, left alone
+	EvDriftElsewhere    = "drift_elsewhere"     // someone holds a direct group's access through PIM or an access package: managed elsewhere, left alone
 )
 
 // IsDrift reports whether an event is a drift finding rather than a step of a request.
@@ -38,7 +38,8 @@ type Drift struct {
 	User     User
 	Reported bool // audited and announced this round (false: already reported recently, or by another replica)
 	// Elsewhere names who else manages this access ("PIM": the holder has an active PIM for
-	// Groups assignment of a direct group): reported as managed elsewhere, never removed.
+	// Groups assignment of a direct group; `access package "<name>"`: a delivered access
+	// package assignment grants it): reported as managed elsewhere, never removed.
 	Elsewhere string
 	Removed   bool  // standing_access: remove, and the removal succeeded
 	Err       error // the removal failed
@@ -196,14 +197,14 @@ func (rc *Reconciler) Once(ctx context.Context) ([]Drift, error) {
 		typ := EvDrift
 		elsewhere, sure := rc.managedElsewhere(ctx, cd)
 		if !sure {
-			continue // cannot tell whether PIM manages it: neither report nor remove this round
+			continue // cannot tell whether PIM or an access package manages it: neither report nor remove this round
 		}
 		if d.Elsewhere = elsewhere; elsewhere != "" {
 			key += "|elsewhere"
 			typ = EvDriftElsewhere
 		}
 		// A PIM group is never changed with $ref: its standing holders are reported only; nor
-		// is access that PIM manages in a direct group.
+		// is access that PIM or an access package manages in a direct group.
 		if cd.g.StandingAccess == "remove" && c.Directory != nil && !cd.g.PIM() && d.Elsewhere == "" {
 			if ok, err := rc.claim(ctx, key+"|act", c.Interval/2); err != nil || !ok {
 				errs = append(errs, err)
@@ -268,7 +269,7 @@ func (rc *Reconciler) record(tx *Tx, d Drift, typ string, now time.Time) {
 	tx.Audit = append(tx.Audit, AuditRecord{At: now, Type: typ, Group: g.Name, Access: d.Access,
 		Subject: u.Handle(), Actor: "pimbot", Surface: "reconciler", Detail: detail})
 	snap := &Request{ID: eventID("drift", now, g.ID, string(d.Access), u.ID, typ), Kind: KindActivate, Group: g.Name, GroupID: g.ID, Access: d.Access, Requester: u, CreatedAt: now}
-	tx.Schedule = append(tx.Schedule, announceTo(rc.c.Notifiers, Event{Type: typ, Request: snap, At: now, Detail: detail})...)
+	tx.Schedule = append(tx.Schedule, announceTo(rc.c.Notifiers, Event{Type: typ, Request: snap, At: now, Detail: detail, ManagedBy: d.Elsewhere})...)
 }
 
 // granted reports whether the holder has an open request that is active or being
@@ -287,29 +288,46 @@ func (rc *Reconciler) granted(ctx context.Context, open map[string]string, userI
 }
 
 // managedElsewhere tells whether a holder of a direct group's access holds it through an active
-// PIM for Groups assignment, read with the Scheduler port of the lister or the directory:
-// "PIM" if so, "" if not (or when the directory cannot tell, or may not read PIM: it answers
-// ErrForbidden to a tenant without PIM for Groups or without the permission, where drift stays
-// as it was). sure is false when the read failed otherwise: do nothing on a doubt.
+// PIM for Groups assignment (the Scheduler port) or a delivered access package assignment (the
+// AccessPackageReader port), each read from the lister or else the directory: "PIM" or
+// `access package "<name>"` if so, "" if not (or when the directory cannot tell, or may not
+// read: it answers ErrForbidden to a tenant without PIM for Groups or entitlement management,
+// or without the permission, where drift stays as it was). sure is false when a read failed
+// otherwise: do nothing on a doubt.
 func (rc *Reconciler) managedElsewhere(ctx context.Context, cd candidate) (elsewhere string, sure bool) {
 	if cd.g.PIM() {
 		return "", true // pimAssigned already left its PIM holders out
 	}
-	s, ok := rc.c.Lister.(Scheduler)
-	if !ok {
-		if s, ok = rc.c.Directory.(Scheduler); !ok {
-			return "", true
+	if s, ok := port[Scheduler](rc); ok {
+		assigned, err := s.Assigned(ctx, cd.g.ID, cd.u.ID, cd.a)
+		switch {
+		case err == nil && assigned:
+			return "PIM", true
+		case err != nil && !errors.Is(err, ErrForbidden):
+			rc.c.Logger.Warn("drift: cannot read the PIM assignments of a holder; not reporting them this round", "group", cd.g.Name, "user", cd.u.Handle(), "err", err)
+			return "", false
 		}
 	}
-	assigned, err := s.Assigned(ctx, cd.g.ID, cd.u.ID, cd.a)
-	switch {
-	case err == nil && assigned:
-		return "PIM", true
-	case err == nil, errors.Is(err, ErrForbidden):
-		return "", true
+	if p, ok := port[AccessPackageReader](rc); ok {
+		name, held, err := p.AccessPackages(ctx, cd.g.ID, cd.u.ID, cd.a)
+		switch {
+		case err == nil && held:
+			return fmt.Sprintf("access package %q", name), true
+		case err != nil && !errors.Is(err, ErrForbidden):
+			rc.c.Logger.Warn("drift: cannot read the access package assignments of a holder; not reporting them this round", "group", cd.g.Name, "user", cd.u.Handle(), "err", err)
+			return "", false
+		}
 	}
-	rc.c.Logger.Warn("drift: cannot read the PIM assignments of a holder; not reporting them this round", "group", cd.g.Name, "user", cd.u.Handle(), "err", err)
-	return "", false
+	return "", true
+}
+
+// port is the lister as a T, or else the directory.
+func port[T any](rc *Reconciler) (T, bool) {
+	if p, ok := rc.c.Lister.(T); ok {
+		return p, true
+	}
+	p, ok := rc.c.Directory.(T)
+	return p, ok
 }
 
 // endedRecently reports a grant of this access that ended within Grace: its removal may

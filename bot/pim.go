@@ -54,6 +54,15 @@ type Scheduler interface {
 	Assigned(ctx context.Context, groupID, userID string, a Access) (bool, error)
 }
 
+// AccessPackageReader is what only some directories can tell: whether a user holds a group's
+// membership or ownership through a delivered entitlement-management access package
+// assignment (an access package whose resource roles include the group's Member or Owner role).
+// name is the access package's display name. A directory that may not read entitlement
+// management (no permission, no licence) answers ErrForbidden.
+type AccessPackageReader interface {
+	AccessPackages(ctx context.Context, groupID, userID string, a Access) (name string, ok bool, err error)
+}
+
 // PIM reports whether the group grants through PIM for Groups.
 func (g *Group) PIM() bool { return g.Mode == ModePIM }
 

@@ -210,6 +210,9 @@ type Event struct {
 	Detail  string    `json:"detail,omitempty"` // deny reason, error text for alerts
 	// Chat is the chat account an identity-binding event is about (EvBound, EvBindRefused).
 	Chat *ChatAccount `json:"chat,omitempty"`
+	// ManagedBy names what grants the access of an EvDriftElsewhere finding instead of
+	// pimbot: `PIM`, `access package "Prod on-call"`.
+	ManagedBy string `json:"managed_by,omitempty"`
 }
 
 // AuditRecord is one line of the audit trail.

@@ -101,6 +101,8 @@ type Server struct {
 	lag        time.Duration
 	pim        pimState // PIM for Groups assignments (pim.go)
 
+	ent entitlementState // access packages and their assignments (accesspackages.go)
+
 	inFlight, peak atomic.Int64
 	seq            atomic.Int64
 }
@@ -447,6 +449,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte, bod
 	switch {
 	case len(parts) >= 4 && parts[0] == "identitygovernance" && parts[1] == "privilegedaccess" && parts[2] == "group":
 		s.pimHandle(w, r, parts, body, need)
+	case len(parts) >= 3 && parts[0] == "identitygovernance" && parts[1] == "entitlementmanagement":
+		s.entitlementHandle(w, r, parts, need)
 	case r.Method == "GET" && len(parts) == 2 && parts[0] == "policies" && parts[1] == "rolemanagementpolicyassignments":
 		if need(pimPolicyRead) {
 			s.pimPolicies(w, r)

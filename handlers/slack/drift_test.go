@@ -158,4 +158,8 @@ func TestDrift_ManagedElsewhereIsSaidSo(t *testing.T) {
 	if line, ok := bot.AuditLine(ev, nil); !ok || !strings.Contains(line, "managed elsewhere") || strings.Contains(line, "without a pimbot grant") {
 		t.Fatalf("audit line %q (ok %v)", line, ok)
 	}
+	ev.ManagedBy = `access package "Prod on-call"`
+	if b, _ := json.Marshal(driftMessage(ev)); !strings.Contains(string(b), `through the access package \"Prod on-call\"`) || strings.Contains(string(b), "PIM") {
+		t.Fatalf("an access package's holder is not said to hold it through the package:\n%s", b)
+	}
 }

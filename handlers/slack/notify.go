@@ -133,7 +133,7 @@ func driftMessage(ev bot.Event) msg {
 	var text string
 	switch ev.Type {
 	case bot.EvDriftElsewhere:
-		text = fmt.Sprintf(":information_source: *Managed elsewhere*: %s is %s through an active PIM assignment, not a pimbot grant — left alone.", holder, what)
+		text = fmt.Sprintf(":information_source: *Managed elsewhere*: %s is %s through %s, not a pimbot grant — left alone.", holder, what, esc(bot.ManagedByWords(ev)))
 	case bot.EvDriftRemoved:
 		text = fmt.Sprintf(":broom: *Access without a grant*: %s was %s without a pimbot grant — removed.", holder, what)
 	case bot.EvDriftRemoveFailed:

@@ -178,7 +178,7 @@ func DriftCard(v View, ev bot.Event) Card {
 	switch ev.Type {
 	case bot.EvDriftElsewhere:
 		n.Label, n.Tone, n.Title = "Managed elsewhere", toneDefault, "Access managed elsewhere"
-		n.Lines = []string{fmt.Sprintf("%s is %s of %s through an active PIM assignment, not a pimbot grant — left alone.", holder, r.Access, r.Group)}
+		n.Lines = []string{fmt.Sprintf("%s is %s of %s through %s, not a pimbot grant — left alone.", holder, r.Access, r.Group, bot.ManagedByWords(ev))}
 	case bot.EvDriftRemoved:
 		n.Label = "Removed"
 		n.Lines = []string{fmt.Sprintf("%s was %s of %s without a pimbot grant — removed.", holder, r.Access, r.Group)}
