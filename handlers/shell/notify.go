@@ -116,8 +116,12 @@ func (s *Shell) notify(ctx context.Context, ev bot.Event, b *strings.Builder) {
 		toReq("request %s timed out: nobody decided in time. Ask again if you still need it.", r.ID)
 		toApp("request %s timed out undecided.", r.ID)
 	case bot.EvActivated:
-		toReq("request %s is active: you are %s until %s. %s",
-			r.ID, bot.HoldsWords(r.Access, r.Group), bot.FormatTime(r.EndsAt, now, s.loc), bot.CachingCaveat)
+		changed := ""
+		if ev.Detail != "" { // the window was changed at the start (PIM's 5-minute minimum)
+			changed = " " + bot.Capitalize(ev.Detail) + "."
+		}
+		toReq("request %s is active: you are %s until %s.%s %s",
+			r.ID, bot.HoldsWords(r.Access, r.Group), bot.FormatTime(r.EndsAt, now, s.loc), changed, bot.CachingCaveat)
 	case bot.EvReminder:
 		toReq("request %s ends at %s.", r.ID, bot.FormatTime(r.EndsAt, now, s.loc))
 	case bot.EvEnded:

@@ -304,6 +304,9 @@ func requesterMessage(ev bot.Event, g *bot.Group, acts []bot.Action, now time.Ti
 	case bot.EvActivated:
 		text = fmt.Sprintf(":large_green_circle: You are now %s until %s (request %s).\n_%s_",
 			holds(r.Access, r.Group), bot.FormatTime(r.EndsAt, now, loc), id, bot.CachingCaveat)
+		if ev.Detail != "" { // the window was changed at the start (PIM's 5-minute minimum)
+			text += "\n" + esc(bot.Capitalize(ev.Detail)) + "."
+		}
 	case bot.EvReminder:
 		text = fmt.Sprintf(":alarm_clock: Your access as *%s* of *%s* ends at %s (request %s). Extend it if you still need it.",
 			r.Access, esc(r.Group), bot.FormatTime(r.EndsAt, now, loc), id)

@@ -48,3 +48,17 @@ func TestRequesterMessage_LeavesTheRequesterOutOfTheApprovers(t *testing.T) {
 		t.Errorf("got %q, want approval by carol only", m.Text)
 	}
 }
+
+// A window changed at the start (PIM for Groups assigns for 5 minutes at least) is told to
+// the requester with the activation, not only written in the audit trail.
+func TestRequesterMessage_ActivationSaysTheWindowWasRounded(t *testing.T) {
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	g := &bot.Group{Name: "prod-db-admins"}
+	r := &bot.Request{ID: "R7KX2M9Q", Kind: bot.KindActivate, Group: g.Name, Access: bot.Member, Requester: bot.User{ID: "a", Name: "Alice"},
+		Duration: 5 * time.Minute, State: bot.StateActive, ActivatedAt: now, EndsAt: now.Add(5 * time.Minute)}
+	detail := "PIM for Groups assigns for at least 5m, so 2m was rounded up to 5m"
+	m, ok := requesterMessage(bot.Event{Type: bot.EvActivated, Request: r, Detail: detail}, g, nil, now, time.UTC, people{})
+	if !ok || !strings.Contains(m.Text, "PIM for Groups assigns for at least 5m, so 2m was rounded up to 5m.") {
+		t.Errorf("the activation does not say the window was rounded: %q", m.Text)
+	}
+}

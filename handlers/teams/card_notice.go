@@ -91,7 +91,7 @@ func requesterNotice(v View, ev bot.Event, g *bot.Group) (notice, bool) {
 			Lines: []string{"Nobody decided in time. Ask again if you still need it."}}, true
 	case bot.EvActivated:
 		return notice{Label: "Active", Tone: toneGood, Title: "Request " + r.ID + " is active",
-			Lines: []string{fmt.Sprintf("You are %s until %s.", bot.HoldsWords(r.Access, r.Group), v.time(r.EndsAt)), bot.CachingCaveat}}, true
+			Lines: []string{fmt.Sprintf("You are %s until %s.", bot.HoldsWords(r.Access, r.Group), v.time(r.EndsAt)), detailLine(ev.Detail), bot.CachingCaveat}}, true
 	case bot.EvReminder:
 		return notice{Label: "Ending soon", Tone: toneWarning, Title: "Request " + r.ID + " ends at " + v.time(r.EndsAt),
 			Lines: []string{fmt.Sprintf("Your %s access to %s ends soon. To keep it, extend it.", r.Access, r.Group)}}, true
@@ -379,4 +379,13 @@ func utf16Len(b []byte) int {
 		n += utf16.RuneLen(r)
 	}
 	return n
+}
+
+// detailLine is an event's detail as a sentence ("" for none): why the window changed at the
+// start (PIM's 5-minute minimum).
+func detailLine(detail string) string {
+	if detail == "" {
+		return ""
+	}
+	return bot.Capitalize(detail) + "."
 }
