@@ -39,13 +39,32 @@ type Review struct {
 	Verdict string `json:"verdict"` // VerdictLooksGood or VerdictRevoked
 }
 
+// Source is the rota (and incident) that put the requester on call: `PagerDuty schedule
+// "DB primary", incident #1234 "Replica lag"`.
+func (aa *AutoApproval) Source() string {
+	if aa.Incident != "" {
+		return aa.Via + ", " + aa.Incident
+	}
+	return aa.Via
+}
+
 // Words says who approved, for people and the audit trail: `on-call (PagerDuty schedule
 // "DB primary", incident #1234 "Replica lag")`.
-func (aa *AutoApproval) Words() string {
-	if aa.Incident != "" {
-		return "on-call (" + aa.Via + ", " + aa.Incident + ")"
+func (aa *AutoApproval) Words() string { return "on-call (" + aa.Source() + ")" }
+
+// ReviewWords says, for an automatic approval, where its review stands, after a space: " Not
+// reviewed yet.", " Reviewed by Bob: looks good.", " Revoked by Bob." ("" for any other
+// request). name renders the reviewer as the surface names people (a mention, a name).
+func ReviewWords(r *Request, name func(User) string) string {
+	switch {
+	case r.AutoApproval == nil:
+		return ""
+	case r.AutoApproval.Review == nil:
+		return " Not reviewed yet."
+	case r.AutoApproval.Review.Verdict == VerdictRevoked:
+		return " Revoked by " + name(r.AutoApproval.Review.By) + "."
 	}
-	return "on-call (" + aa.Via + ")"
+	return " Reviewed by " + name(r.AutoApproval.Review.By) + ": looks good."
 }
 
 // Unreviewed reports whether the request was approved automatically and no approver has

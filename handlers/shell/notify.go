@@ -58,7 +58,7 @@ func (s *Shell) notify(ctx context.Context, ev bot.Event, b *strings.Builder) {
 			}
 			toApp("%s", line)
 			toReq("request %s was approved automatically: you are on call (%s); it starts %s. The approvers see it and review it afterwards.",
-				r.ID, strings.TrimSuffix(strings.TrimPrefix(aa.Words(), "on-call ("), ")"), strings.TrimPrefix(r.When(now, s.loc), "from "))
+				r.ID, aa.Source(), strings.TrimPrefix(r.When(now, s.loc), "from "))
 			return
 		}
 		if r.State == bot.StatePending {

@@ -185,19 +185,9 @@ func statusLine(r *bot.Request, parent *bot.Request, now time.Time, loc *time.Lo
 	return esc(r.State.Label())
 }
 
-// reviewText is, for an automatic approval, where its review stands: " Not reviewed yet."
-// or " Reviewed by Bob: looks good." ("" for other requests).
-func reviewText(r *bot.Request, who people) string {
-	switch {
-	case r.AutoApproval == nil:
-		return ""
-	case r.AutoApproval.Review == nil:
-		return " _Not reviewed yet._"
-	case r.AutoApproval.Review.Verdict == bot.VerdictRevoked:
-		return " Revoked by " + who.mention(r.AutoApproval.Review.By) + "."
-	}
-	return " Reviewed by " + who.mention(r.AutoApproval.Review.By) + ": looks good."
-}
+// reviewText is where an automatic approval's review stands (bot.ReviewWords), with the
+// reviewer mentioned.
+func reviewText(r *bot.Request, who people) string { return bot.ReviewWords(r, who.mention) }
 
 // stripMarks turns a status line into fallback text: no emoji codes, no bold marks.
 func stripMarks(s string) string {
@@ -256,7 +246,7 @@ func requesterMessage(ev bot.Event, g *bot.Group, acts []bot.Action, now time.Ti
 			text = fmt.Sprintf(":hourglass: Request %s (*%s*, %s) is waiting for approval", id, esc(r.What()), esc(r.When(now, loc)))
 		case r.State == bot.StateScheduled && r.AutoApproval != nil:
 			text = fmt.Sprintf(":white_check_mark: Request %s (*%s*) was approved automatically: you are on call (%s); it starts %s. The approvers see it and review it afterwards.",
-				id, esc(r.What()), esc(strings.TrimPrefix(strings.TrimSuffix(r.AutoApproval.Words(), ")"), "on-call (")), esc(strings.TrimPrefix(r.When(now, loc), "from ")))
+				id, esc(r.What()), esc(r.AutoApproval.Source()), esc(strings.TrimPrefix(r.When(now, loc), "from ")))
 		case r.State == bot.StateScheduled:
 			text = fmt.Sprintf(":white_check_mark: Request %s (*%s*) needs no approval; it starts %s.", id, esc(r.What()), esc(strings.TrimPrefix(r.When(now, loc), "from ")))
 		default:

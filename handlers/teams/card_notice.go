@@ -216,7 +216,7 @@ func SubmittedCard(v View, r *bot.Request, g *bot.Group, acts []bot.Action) Card
 		}
 	case r.State == bot.StateScheduled && r.AutoApproval != nil:
 		n.Label, n.Tone = "Approved automatically", toneGood
-		n.Lines = append(n.Lines, "Approved automatically: you are on call ("+strings.TrimSuffix(strings.TrimPrefix(r.AutoApproval.Words(), "on-call ("), ")")+
+		n.Lines = append(n.Lines, "Approved automatically: you are on call ("+r.AutoApproval.Source()+
 			"). The approvers see it and review it afterwards.")
 	case r.State == bot.StateScheduled:
 		n.Label, n.Tone = "Approved", toneGood

@@ -191,16 +191,5 @@ func approverWords(entries []string) string {
 	return bot.ApproverWords(entries)
 }
 
-// reviewWords says, for an automatic (on-call) approval, where its review stands: " Not
-// reviewed yet." or " Reviewed by Bob: looks good." ("" for other requests).
-func reviewWords(r *bot.Request) string {
-	switch {
-	case r.AutoApproval == nil:
-		return ""
-	case r.AutoApproval.Review == nil:
-		return " Not reviewed yet."
-	case r.AutoApproval.Review.Verdict == bot.VerdictRevoked:
-		return " Revoked by " + r.AutoApproval.Review.By.Display() + "."
-	}
-	return " Reviewed by " + r.AutoApproval.Review.By.Display() + ": looks good."
-}
+// reviewWords is where an automatic approval's review stands (bot.ReviewWords).
+func reviewWords(r *bot.Request) string { return bot.ReviewWords(r, bot.User.Display) }
