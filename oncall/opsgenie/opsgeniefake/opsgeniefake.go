@@ -32,6 +32,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pimbot/pimbot/oncall/internal/fakefault"
 )
 
 // Schedule is an Opsgenie schedule.
@@ -53,17 +55,13 @@ type Server struct {
 	APIKey string
 	srv    *httptest.Server
 
+	fakefault.Queue // Fail and RateLimit: the next calls fail
+
 	mu        sync.Mutex
 	schedules []Schedule
 	shifts    []Shift
-	failures  []failure
 	calls     map[string]int
 	seq       int
-}
-
-type failure struct {
-	status int
-	wait   time.Duration
 }
 
 // New starts a fake that accepts apiKey; it stops when the test ends.
@@ -89,25 +87,6 @@ func (s *Server) AddShift(sh Shift) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.shifts = append(s.shifts, sh)
-}
-
-// Fail makes the next n calls answer status (500, 503, …).
-func (s *Server) Fail(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failures = append(s.failures, failure{status: status})
-	}
-}
-
-// RateLimit makes the next n calls answer 429, throttled for `wait` (whole seconds) in
-// X-RateLimit-Period-In-Sec and Retry-After.
-func (s *Server) RateLimit(n int, wait time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failures = append(s.failures, failure{status: http.StatusTooManyRequests, wait: wait})
-	}
 }
 
 // Calls counts the calls received (also refused ones): those to paths ending in suffix
@@ -136,19 +115,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, reqID, http.StatusUnauthorized, "Could not authenticate")
 		return
 	}
-	if len(s.failures) > 0 {
-		f := s.failures[0]
-		s.failures = s.failures[1:]
-		if f.status == http.StatusTooManyRequests {
-			secs := strconv.Itoa(int(f.wait.Round(time.Second) / time.Second))
+	if f, ok := s.Next(); ok {
+		if f.Status == http.StatusTooManyRequests {
+			secs := f.WaitSeconds()
 			w.Header().Set("X-RateLimit-State", "THROTTLED")
 			w.Header().Set("X-RateLimit-Reason", "ACCOUNT")
 			w.Header().Set("X-RateLimit-Period-In-Sec", secs)
 			w.Header().Set("Retry-After", secs)
-			s.writeError(w, reqID, f.status, "You are making too many requests! To avoid errors, we recommend you limit requests.")
+			s.writeError(w, reqID, f.Status, "You are making too many requests! To avoid errors, we recommend you limit requests.")
 			return
 		}
-		s.writeError(w, reqID, f.status, "Internal Server Error")
+		s.writeError(w, reqID, f.Status, "Internal Server Error")
 		return
 	}
 	w.Header().Set("X-RateLimit-State", "OK")

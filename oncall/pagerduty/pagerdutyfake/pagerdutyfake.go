@@ -23,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pimbot/pimbot/oncall/internal/fakefault"
 )
 
 // User is a PagerDuty user.
@@ -59,6 +61,8 @@ type Server struct {
 	Token string
 	srv   *httptest.Server
 
+	fakefault.Queue // Fail and RateLimit: the next calls fail
+
 	mu        sync.Mutex
 	users     []User
 	schedules map[string]Schedule
@@ -66,13 +70,7 @@ type Server struct {
 	policies  map[string]string // id -> name
 	oncalls   []OnCall
 	incidents []Incident
-	failures  []failure
 	calls     map[string]int // path -> count
-}
-
-type failure struct {
-	status int
-	wait   time.Duration // for 429: Retry-After and ratelimit-reset
 }
 
 // New starts a fake that accepts token; it stops when the test ends.
@@ -123,25 +121,6 @@ func (s *Server) AddIncident(i Incident) {
 	s.incidents = append(s.incidents, i)
 }
 
-// Fail makes the next n calls answer status (500, 503, …) with PagerDuty's error body.
-func (s *Server) Fail(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failures = append(s.failures, failure{status: status})
-	}
-}
-
-// RateLimit makes the next n calls answer 429, asking to wait `wait` (whole seconds) in
-// ratelimit-reset, as PagerDuty does, and in Retry-After.
-func (s *Server) RateLimit(n int, wait time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failures = append(s.failures, failure{status: http.StatusTooManyRequests, wait: wait})
-	}
-}
-
 // Calls counts the calls received (all of them, also refused ones), per path when path is
 // given ("/oncalls"), else in total.
 func (s *Server) Calls(path ...string) int {
@@ -176,19 +155,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, codeAuthFailed, "Authentication failed")
 		return
 	}
-	if len(s.failures) > 0 {
-		f := s.failures[0]
-		s.failures = s.failures[1:]
-		if f.status == http.StatusTooManyRequests {
-			secs := strconv.Itoa(int(f.wait.Round(time.Second) / time.Second))
+	if f, ok := s.Next(); ok {
+		if f.Status == http.StatusTooManyRequests {
+			secs := f.WaitSeconds()
 			w.Header().Set("ratelimit-limit", "960")
 			w.Header().Set("ratelimit-remaining", "0")
 			w.Header().Set("ratelimit-reset", secs)
 			w.Header().Set("Retry-After", secs)
-			writeError(w, f.status, codeRateLimited, "Rate Limit Exceeded")
+			writeError(w, f.Status, codeRateLimited, "Rate Limit Exceeded")
 			return
 		}
-		writeError(w, f.status, codeInternal, "An internal error has occurred. PagerDuty team has been notified.")
+		writeError(w, f.Status, codeInternal, "An internal error has occurred. PagerDuty team has been notified.")
 		return
 	}
 	if r.Method != http.MethodGet {
