@@ -76,8 +76,14 @@ func (r *Request) Unreviewed() bool {
 // reviewLock is the key that lists an unreviewed automatic approval among the open keys (the
 // approvers' inbox finds it there; its group id lets the inbox skip other groups' keys).
 func reviewLock(r *Request) Lock {
-	return Lock{Key: "review|" + r.GroupID + "|" + r.ID, RequestID: r.ID, UserID: r.Requester.ID}
+	return Lock{Key: reviewKeyPrefix + r.GroupID + "|" + r.ID, RequestID: r.ID, UserID: r.Requester.ID}
 }
+
+const reviewKeyPrefix = "review|"
+
+// IsReviewKey reports whether an open key (Store.OpenRequests) lists an automatic approval
+// waiting for review rather than an open request: its request may be over.
+func IsReviewKey(key string) bool { return strings.HasPrefix(key, reviewKeyPrefix) }
 
 func reviewJob(r *Request, due time.Time) Job {
 	return Job{ID: JobID(JobReview, r.ID), Kind: JobReview, RequestID: r.ID, Due: due}

@@ -296,7 +296,7 @@ func (s *Shell) farewell(ctx context.Context) {
 	}
 	ids := map[string]bool{}
 	for key, id := range open {
-		if !strings.HasPrefix(key, "review|") { // a review waits on a request that may be over
+		if !bot.IsReviewKey(key) {
 			ids[id] = true
 		}
 	}
